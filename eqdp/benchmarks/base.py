@@ -1,0 +1,58 @@
+"""Benchmark registry and the frozen run configuration every benchmark takes."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import torch
+
+from eqdp.data.medmnist_data import check_flag, check_size
+from eqdp.registry import Registry
+from eqdp.train import EpochCallback, TrainConfig
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything that determines one run; the record stores it verbatim."""
+
+    benchmark: str
+    model: str
+    dataset: str
+    size: int = 28
+    seed: int = 0
+    train: TrainConfig = field(default_factory=TrainConfig)
+    device: str = "auto"
+    data_dir: str | None = None
+    verify_md5: bool = True
+    model_kwargs: dict[str, Any] = field(default_factory=dict)
+    options: dict[str, Any] = field(default_factory=dict)  # benchmark-specific
+
+    def __post_init__(self) -> None:
+        check_flag(self.dataset)
+        check_size(self.size)
+
+    def as_dict(self) -> dict[str, Any]:
+        values = asdict(self)
+        values.pop("data_dir")  # a local path says nothing about the result
+        return values
+
+
+@dataclass(frozen=True)
+class Benchmark:
+    name: str
+    # returns (record without checkpoint name, selected state dict)
+    run: Callable[[RunConfig, EpochCallback | None], tuple[dict, dict[str, torch.Tensor]]]
+    description: str
+
+
+BENCHMARKS: Registry[Benchmark] = Registry("benchmark")
+
+
+def register_benchmark(name: str, description: str = "") -> Callable:
+    return BENCHMARKS.decorator(name, lambda fn: Benchmark(name, fn, description))
+
+
+def list_benchmarks() -> list[str]:
+    return BENCHMARKS.names()

@@ -1,0 +1,280 @@
+"""The ``eqdp`` command line: a thin Typer layer over the Python API."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from eqdp.benchmarks import BENCHMARKS, RunConfig, list_benchmarks, run_benchmark
+from eqdp.data import AUGMENTATIONS, FLAGS_2D, SIZES, dataset_info
+from eqdp.errors import EqdpError, unknown_choice
+from eqdp.models import MODELS, describe_model, list_models
+from eqdp.results import FORMATS, aggregate, filter_records, load_records
+from eqdp.results import leaderboard as board
+from eqdp.train import DEVICES, EpochStats, TrainConfig
+
+app = typer.Typer(
+    name="eqdp",
+    help="Benchmarks for equivariant CNNs on MedMNIST: standard, DP-SGD, low-data, robustness.\n\n"
+    "Examples:\n\n"
+    "  eqdp run standard --model eq-nasnet --dataset breastmnist --epochs 10\n\n"
+    "  eqdp leaderboard --benchmark standard --dataset breastmnist\n\n"
+    "  eqdp list models",
+    rich_markup_mode="rich",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+console = Console()
+errors = Console(stderr=True)
+
+LIST_WHATS = ("models", "benchmarks", "datasets")
+
+
+def fail(message: str) -> typer.Exit:
+    errors.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    return typer.Exit(code=2)
+
+
+def guarded(function: Callable[[], None]) -> None:
+    """Run a command body; EqdpError becomes a one-line error and exit code 2."""
+    try:
+        function()
+    except EqdpError as error:
+        raise fail(str(error)) from None
+
+
+def parse_list(text: str, kind: str, convert: Callable[[str], object]) -> list:
+    values = []
+    for part in text.split(","):
+        try:
+            values.append(convert(part.strip()))
+        except ValueError:
+            raise EqdpError(f"{kind} {part.strip()!r} is not a valid value in {text!r}") from None
+    return values
+
+
+@app.command()
+def run(
+    benchmark: Annotated[str, typer.Argument(help="Benchmark: see `eqdp list benchmarks`.")],
+    model: Annotated[str, typer.Option("--model", "-m", help="Model: see `eqdp list models`.")],
+    dataset: Annotated[str, typer.Option("--dataset", "-d", help="MedMNIST flag.")],
+    size: Annotated[int, typer.Option(help="Image size: 28, 64, 128 or 224.")] = 28,
+    epochs: Annotated[int, typer.Option(help="Training epochs (MedMNIST v2: 100).")] = 100,
+    batch_size: Annotated[int, typer.Option(help="Batch size.")] = 128,
+    lr: Annotated[float, typer.Option(help="Adam learning rate.")] = 1e-3,
+    seed: Annotated[str, typer.Option(help="Seed or comma list: one record per seed.")] = "0",
+    augment: Annotated[str, typer.Option(help="Training augmentation: none or d4.")] = "none",
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+    data_dir: Annotated[
+        Path | None, typer.Option(help="Folder with MedMNIST .npz files [env: EQDP_DATA_DIR].")
+    ] = None,
+    results_dir: Annotated[
+        Path | None, typer.Option(help="Where records go [env: EQDP_RESULTS_DIR; ./results].")
+    ] = None,
+    verify_md5: Annotated[
+        bool, typer.Option(help="Check the data file's MD5 against medmnist.INFO.")
+    ] = True,
+) -> None:
+    """Train and evaluate one model on one dataset; write one result record per seed.
+
+    Example:
+
+    [bold]eqdp run standard -m eq-nasnet -d breastmnist --epochs 10 --seed 0,1,2[/]
+    """
+
+    def body() -> None:
+        BENCHMARKS.get(benchmark)
+        MODELS.get(model)
+        if augment not in AUGMENTATIONS:
+            raise unknown_choice("augmentation", augment, AUGMENTATIONS)
+        if device not in DEVICES:
+            raise unknown_choice("device", device, DEVICES)
+        seeds = parse_list(seed, "seed", int)
+        train = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, augment=augment)
+        configs = [
+            RunConfig(
+                benchmark=benchmark,
+                model=model,
+                dataset=dataset,
+                size=size,
+                seed=s,
+                train=train,
+                device=device,
+                data_dir=str(data_dir) if data_dir else None,
+                verify_md5=verify_md5,
+            )
+            for s in seeds
+        ]
+        for config in configs:
+            _run_with_progress(config, results_dir)
+
+    guarded(body)
+
+
+def _run_with_progress(config: RunConfig, results_dir: Path | None) -> None:
+    label = f"{config.benchmark} {config.model} {config.dataset} seed {config.seed}"
+    columns = (
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[status]}"),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=errors, disable=not errors.is_terminal) as progress:
+        task = progress.add_task(label, total=config.train.epochs, status="loading")
+
+        def on_epoch(stats: EpochStats) -> None:
+            status = f"loss {stats.train_loss:.4f}  val AUC {stats.val_auc:.3f}"
+            progress.update(task, advance=1, status=status)
+            if not errors.is_terminal:
+                errors.print(
+                    f"{label}: epoch {stats.epoch}/{config.train.epochs} {status}", soft_wrap=True
+                )
+
+        record, path = run_benchmark(config, results_dir, on_epoch)
+    test = record["metrics"]["test"]
+    console.print(
+        f"[green]done[/] {label}: test AUC {test['auc']:.3f} ACC {test['acc']:.3f} "
+        f"(best epoch {record['best_epoch']}) -> {path}",
+        soft_wrap=True,
+    )
+
+
+@app.command("list")
+def list_(
+    what: Annotated[str, typer.Argument(help="models, benchmarks or datasets.")] = "models",
+) -> None:
+    """List registered models (params, MACs, group), benchmarks or datasets."""
+
+    def body() -> None:
+        if what not in LIST_WHATS:
+            raise unknown_choice("list", what, LIST_WHATS)
+        table = Table(title=f"eqdp {what}")
+        if what == "models":
+            for column in ("model", "family", "group", "params", "MACs (1x28x28)", "description"):
+                table.add_column(column)
+            for name in list_models():
+                spec, info = MODELS.get(name), describe_model(name)
+                table.add_row(
+                    name,
+                    spec.family,
+                    info.group or "-",
+                    board.human_count(info.params),
+                    board.human_count(info.macs),
+                    spec.description,
+                )
+        elif what == "benchmarks":
+            table.add_column("benchmark")
+            table.add_column("description")
+            for name in list_benchmarks():
+                table.add_row(name, BENCHMARKS.get(name).description)
+        else:
+            for column in ("dataset", "task", "channels", "classes", "train/val/test", "sizes"):
+                table.add_column(column)
+            for flag in FLAGS_2D:
+                info = dataset_info(flag)
+                counts = info["n_samples"]
+                table.add_row(
+                    flag,
+                    info["task"],
+                    str(info["n_channels"]),
+                    str(len(info["label"])),
+                    f"{counts['train']}/{counts['val']}/{counts['test']}",
+                    ",".join(str(s) for s in SIZES),
+                )
+        console.print(table)
+
+    guarded(body)
+
+
+@app.command()
+def info(
+    model: Annotated[str, typer.Argument(help="Model name.")],
+    dataset: Annotated[
+        str | None, typer.Option(help="Size the input and head for this dataset.")
+    ] = None,
+    size: Annotated[int, typer.Option(help="Image size.")] = 28,
+) -> None:
+    """Parameters, MACs, symmetry group and input size of a model."""
+
+    def body() -> None:
+        MODELS.get(model)
+        channels, classes = 1, 2
+        if dataset is not None:
+            if dataset not in FLAGS_2D:
+                raise unknown_choice("dataset", dataset, FLAGS_2D)
+            channels, classes = (
+                dataset_info(dataset)["n_channels"],
+                len(dataset_info(dataset)["label"]),
+            )
+        if size not in SIZES:
+            raise unknown_choice("size", size, SIZES)
+        described = describe_model(model, channels, classes, size)
+        table = Table(title=f"{model}" + (f" on {dataset}" if dataset else ""), show_header=False)
+        table.add_row("family", MODELS.get(model).family)
+        table.add_row("symmetry group", described.group or "none (translations only)")
+        table.add_row("parameters", f"{described.params:,}")
+        table.add_row("MACs / image", f"{described.macs:,}")
+        table.add_row("input", "x".join(str(d) for d in described.input_shape))
+        table.add_row("classes", str(classes))
+        table.add_row("DP-SGD", MODELS.get(model).dp_refusal or "supported")
+        console.print(table)
+
+    guarded(body)
+
+
+@app.command()
+def leaderboard(
+    benchmark: Annotated[str | None, typer.Option(help="Only this benchmark.")] = None,
+    dataset: Annotated[str | None, typer.Option(help="Only this dataset.")] = None,
+    model: Annotated[str | None, typer.Option(help="Only this model.")] = None,
+    size: Annotated[int | None, typer.Option(help="Only this image size.")] = None,
+    results_dir: Annotated[
+        Path | None, typer.Option(help="Records folder [env: EQDP_RESULTS_DIR; ./results].")
+    ] = None,
+    format: Annotated[str, typer.Option(help="table, markdown, csv or json.")] = "table",
+) -> None:
+    """Mean ± std over seeds of test AUC/ACC per (benchmark, dataset, model, setting)."""
+
+    def body() -> None:
+        if format not in FORMATS:
+            raise unknown_choice("format", format, FORMATS)
+
+        def report_skip(path: Path, reason: str) -> None:
+            errors.print(f"[yellow]skipping[/] {path}: {reason}", highlight=False)
+
+        records = load_records(results_dir, on_skip=report_skip)
+        chosen = filter_records(
+            records, benchmark=benchmark, dataset=dataset, model=model, size=size
+        )
+        rows = aggregate(chosen)
+        if format == "markdown":
+            sys.stdout.write(board.to_markdown(rows))
+        elif format == "csv":
+            sys.stdout.write(board.to_csv(rows))
+        elif format == "json":
+            sys.stdout.write(board.to_json(rows))
+        else:
+            table = Table(title=f"eqdp leaderboard ({len(chosen)} records)")
+            for column in board.TABLE_HEADER:
+                table.add_column(column)
+            for row in rows:
+                table.add_row(*board.display_cells(row))
+            console.print(table)
+
+    guarded(body)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,26 @@
+"""Model registry with equivariant and baseline models; importing registers them all."""
+
+from eqdp.models import baselines as _baselines  # noqa: F401  (registers baselines)
+from eqdp.models.equivariant import networks as _networks  # noqa: F401  (registers eq-*)
+from eqdp.models.info import ModelInfo, count_macs, count_parameters, describe_model
+from eqdp.models.registry import (
+    MODELS,
+    ModelSpec,
+    create_model,
+    list_models,
+    model_spec,
+    register_model,
+)
+
+__all__ = [
+    "MODELS",
+    "ModelInfo",
+    "ModelSpec",
+    "count_macs",
+    "count_parameters",
+    "create_model",
+    "describe_model",
+    "list_models",
+    "model_spec",
+    "register_model",
+]

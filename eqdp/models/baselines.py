@@ -1,0 +1,173 @@
+"""Non-equivariant baselines: a small CNN, CIFAR-style ResNet-18, MONAI EfficientNet-B0 and ViT."""
+
+from __future__ import annotations
+
+import torch
+from monai.networks.nets import EfficientNet, ViT
+from torch import nn
+
+from eqdp.models.registry import register_model
+
+
+def norm_layer(channels: int, dp: bool) -> nn.Module:
+    """BatchNorm normally; GroupNorm (per-sample statistics) for DP-SGD."""
+    if dp:
+        return nn.GroupNorm(min(32, channels // 4) if channels >= 8 else 1, channels)
+    return nn.BatchNorm2d(channels)
+
+
+def conv_block(in_channels: int, out_channels: int, dp: bool) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=False),
+        norm_layer(out_channels, dp),
+        nn.ReLU(inplace=True),
+    )
+
+
+@register_model("cnn", description="small plain CNN: 3 stages (32-64-128 channels)")
+def small_cnn(
+    in_channels: int, num_classes: int, *, dp: bool = False, image_size: int = 28, width: int = 32
+) -> nn.Module:
+    return nn.Sequential(
+        conv_block(in_channels, width, dp),
+        conv_block(width, width, dp),
+        nn.MaxPool2d(2),
+        conv_block(width, 2 * width, dp),
+        conv_block(2 * width, 2 * width, dp),
+        nn.MaxPool2d(2),
+        conv_block(2 * width, 4 * width, dp),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(4 * width, num_classes),
+    )
+
+
+class BasicBlock(nn.Module):
+    def __init__(self, in_channels: int, out_channels: int, stride: int, dp: bool) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_channels, out_channels, 3, stride, 1, bias=False)
+        self.norm1 = norm_layer(out_channels, dp)
+        self.conv2 = nn.Conv2d(out_channels, out_channels, 3, 1, 1, bias=False)
+        self.norm2 = norm_layer(out_channels, dp)
+        self.relu = nn.ReLU(inplace=True)
+        self.shortcut: nn.Module = nn.Identity()
+        if stride != 1 or in_channels != out_channels:
+            self.shortcut = nn.Sequential(
+                nn.Conv2d(in_channels, out_channels, 1, stride, bias=False),
+                norm_layer(out_channels, dp),
+            )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.relu(self.norm1(self.conv1(x)))
+        out = self.norm2(self.conv2(out))
+        return self.relu(out + self.shortcut(x))
+
+
+class ResNet18(nn.Module):
+    """ResNet-18 with the CIFAR stem (3x3 conv, no max-pool) MedMNIST v2 uses at 28px."""
+
+    def __init__(self, in_channels: int, num_classes: int, dp: bool = False, width: int = 64):
+        super().__init__()
+        self.stem = nn.Sequential(
+            nn.Conv2d(in_channels, width, 3, 1, 1, bias=False),
+            norm_layer(width, dp),
+            nn.ReLU(inplace=True),
+        )
+        blocks: list[nn.Module] = []
+        channels = width
+        for stage, out_channels in enumerate([width, 2 * width, 4 * width, 8 * width]):
+            for index in range(2):
+                stride = 2 if stage > 0 and index == 0 else 1
+                blocks.append(BasicBlock(channels, out_channels, stride, dp))
+                channels = out_channels
+        self.blocks = nn.Sequential(*blocks)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(channels, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(torch.flatten(self.pool(self.blocks(self.stem(x))), 1))
+
+
+@register_model("resnet18", description="ResNet-18, CIFAR-style stem (MedMNIST v2 baseline)")
+def resnet18(
+    in_channels: int, num_classes: int, *, dp: bool = False, image_size: int = 28, width: int = 64
+) -> nn.Module:
+    return ResNet18(in_channels, num_classes, dp=dp, width=width)
+
+
+# The EfficientNet-B0 stages (MBConv repeats, kernel, stride, expansion, channels, SE ratio).
+EFFICIENTNET_B0_BLOCKS: list[str] = [
+    "r1_k3_s11_e1_i32_o16_se0.25",
+    "r2_k3_s22_e6_i16_o24_se0.25",
+    "r2_k5_s22_e6_i24_o40_se0.25",
+    "r3_k3_s22_e6_i40_o80_se0.25",
+    "r3_k5_s11_e6_i80_o112_se0.25",
+    "r4_k5_s22_e6_i112_o192_se0.25",
+    "r1_k3_s11_e6_i192_o320_se0.25",
+]
+
+
+@register_model("efficientnet-b0", description="MONAI EfficientNet-B0, trained from scratch")
+def efficientnet_b0(
+    in_channels: int, num_classes: int, *, dp: bool = False, image_size: int = 28
+) -> nn.Module:
+    # EfficientNetBN fixes image_size=224, which sets "same" padding wrongly for 28px
+    # inputs, so the B0 configuration is built directly at the real size.
+    norm = ("group", {"num_groups": 8}) if dp else ("batch", {"eps": 1e-3, "momentum": 0.01})
+    return EfficientNet(
+        EFFICIENTNET_B0_BLOCKS,
+        spatial_dims=2,
+        in_channels=in_channels,
+        num_classes=num_classes,
+        width_coefficient=1.0,
+        depth_coefficient=1.0,
+        dropout_rate=0.2,
+        image_size=image_size,
+        norm=norm,
+        drop_connect_rate=0.2,
+    )
+
+
+class ViTClassifier(nn.Module):
+    """MONAI's ViT returns (logits, hidden states); keep the logits."""
+
+    def __init__(self, vit: ViT) -> None:
+        super().__init__()
+        self.vit = vit
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.vit(x)[0]
+
+
+@register_model(
+    "vit",
+    description="MONAI ViT for 28px: 4x4 patches, 6 layers, width 192, 3 heads",
+    dp_refusal="MONAI's ViT keeps its position embeddings and class token on container "
+    "modules that Opacus has no per-sample gradient rule for",
+)
+def vit(
+    in_channels: int,
+    num_classes: int,
+    *,
+    dp: bool = False,
+    image_size: int = 28,
+    patch_size: int = 4,
+    hidden_size: int = 192,
+    num_layers: int = 6,
+    num_heads: int = 3,
+) -> nn.Module:
+    return ViTClassifier(
+        ViT(
+            in_channels=in_channels,
+            img_size=image_size,
+            patch_size=patch_size,
+            hidden_size=hidden_size,
+            mlp_dim=2 * hidden_size,
+            num_layers=num_layers,
+            num_heads=num_heads,
+            classification=True,
+            num_classes=num_classes,
+            spatial_dims=2,
+            post_activation=None,
+        )
+    )

@@ -1,0 +1,142 @@
+"""Equivariant building blocks as plain tensor-in / tensor-out modules.
+
+A feature map is a stack of fields; a regular field of group G occupies |G|
+consecutive channels that G permutes. Every module here keeps that layout and
+commutes with the group action, and only holds parameters Opacus can train
+(the escnn basis is a frozen parameter, never a buffer: see docs/design.md).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from eqdp.models.equivariant.basis import field_size, steerable_basis
+
+
+class EquivariantConv2d(nn.Module):
+    """Group-equivariant convolution between fields, parametrised in a steerable basis.
+
+    ``weight`` holds the basis coefficients ``(out_fields, in_fields, d)``; the
+    dense filter is rebuilt from them on each forward and run by ``F.conv2d``.
+    Stride is always 1: strided sampling of an even-sized grid is not
+    rot90-symmetric, so downsampling is left to :class:`EquivariantAvgPool`.
+    """
+
+    def __init__(
+        self,
+        group: str,
+        in_fields: int,
+        out_fields: int,
+        kernel_size: int = 3,
+        in_kind: str = "regular",
+        out_kind: str = "regular",
+        bias: bool = True,
+    ) -> None:
+        super().__init__()
+        if kernel_size % 2 != 1:
+            raise ValueError("equivariant convolutions need an odd kernel size")
+        self.group = group
+        self.in_fields, self.out_fields = in_fields, out_fields
+        self.in_kind, self.out_kind = in_kind, out_kind
+        self.kernel_size = kernel_size
+        self.padding = kernel_size // 2
+        self.in_size = field_size(group, in_kind)
+        self.out_size = field_size(group, out_kind)
+        basis = steerable_basis(group, in_kind, out_kind, kernel_size).clone()
+        # Frozen parameter, not a buffer: Opacus refuses trainable layers with buffers.
+        self.basis = nn.Parameter(basis, requires_grad=False)
+        self.weight = nn.Parameter(torch.empty(out_fields, in_fields, basis.shape[0]))
+        self.bias = nn.Parameter(torch.zeros(out_fields)) if bias else None
+        self.reset_parameters()
+
+    @property
+    def in_channels(self) -> int:
+        return self.in_fields * self.in_size
+
+    @property
+    def out_channels(self) -> int:
+        return self.out_fields * self.out_size
+
+    def reset_parameters(self) -> None:
+        # He initialisation of the expanded filter: Var(W) = 2 / fan_in.
+        energy = self.basis.detach().pow(2).sum(0).mean().item()
+        fan_in = self.in_channels * self.kernel_size**2
+        nn.init.normal_(self.weight, std=math.sqrt(2.0 / (fan_in * energy)))
+        if self.bias is not None:
+            nn.init.zeros_(self.bias)
+
+    def expanded_filter(self) -> torch.Tensor:
+        filter_ = torch.einsum("oid,dabkl->oaibkl", self.weight, self.basis.to(self.weight.dtype))
+        k = self.kernel_size
+        return filter_.reshape(self.out_channels, self.in_channels, k, k)
+
+    def expanded_bias(self) -> torch.Tensor | None:
+        # One bias per field, shared by its channels: the only equivariant choice for
+        # regular and trivial fields.
+        return None if self.bias is None else self.bias.repeat_interleave(self.out_size)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.conv2d(x, self.expanded_filter(), self.expanded_bias(), padding=self.padding)
+
+    def extra_repr(self) -> str:
+        return (
+            f"{self.group}, {self.in_fields} {self.in_kind} -> {self.out_fields} {self.out_kind}"
+            f" fields, kernel_size={self.kernel_size}, basis_dim={self.weight.shape[-1]}"
+        )
+
+
+class FieldGroupNorm(nn.Module):
+    """GroupNorm whose groups hold whole fields, with one scale and shift per field.
+
+    Statistics are per sample (valid under DP-SGD) and invariant to the channel
+    permutations of each field, so the layer is equivariant.
+    """
+
+    def __init__(self, fields: int, field_size_: int, max_groups: int = 8, eps: float = 1e-5):
+        super().__init__()
+        self.fields, self.field_size, self.eps = fields, field_size_, eps
+        self.num_groups = max(g for g in range(1, min(fields, max_groups) + 1) if fields % g == 0)
+        self.weight = nn.Parameter(torch.ones(fields))
+        self.bias = nn.Parameter(torch.zeros(fields))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        normalized = F.group_norm(x, self.num_groups, eps=self.eps)
+        scale = self.weight.repeat_interleave(self.field_size)[None, :, None, None]
+        shift = self.bias.repeat_interleave(self.field_size)[None, :, None, None]
+        return normalized * scale + shift
+
+    def extra_repr(self) -> str:
+        return f"{self.fields} fields, num_groups={self.num_groups}"
+
+
+class EquivariantAvgPool(nn.Module):
+    """Halves the resolution with a window that is symmetric under rot90 and flips.
+
+    Even sizes: 2x2 blocks tile the grid exactly. Odd sizes: 3x3 windows at
+    stride 2 centred on even indices, which include both borders.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        height, width = x.shape[-2:]
+        if height != width:
+            raise ValueError("equivariant pooling needs square feature maps")
+        if height % 2 == 0:
+            return F.avg_pool2d(x, 2)
+        return F.avg_pool2d(x, 3, stride=2, padding=1, count_include_pad=False)
+
+
+class GroupPool(nn.Module):
+    """Max over each regular field's |G| channels: an invariant feature per field."""
+
+    def __init__(self, field_size_: int) -> None:
+        super().__init__()
+        self.field_size = field_size_
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n, channels, height, width = x.shape
+        grouped = x.reshape(n, channels // self.field_size, self.field_size, height, width)
+        return grouped.amax(dim=2)

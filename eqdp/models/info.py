@@ -1,0 +1,58 @@
+"""Model facts for records and ``eqdp info``: parameters, MACs, symmetry group."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+from eqdp.models.registry import create_model, model_spec
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    name: str
+    params: int
+    macs: int
+    group: str | None
+    input_shape: tuple[int, int, int]
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def count_parameters(model: nn.Module) -> int:
+    """Trainable parameters only: frozen steerable bases are constants, not weights."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def count_macs(model: nn.Module, input_shape: tuple[int, int, int]) -> int:
+    """Multiply-accumulates of one forward pass on one image (FLOPs / 2)."""
+    was_training = model.training
+    model.eval()
+    parameter = next(model.parameters())
+    sample = torch.zeros(1, *input_shape, dtype=parameter.dtype, device=parameter.device)
+    counter = FlopCounterMode(display=False)
+    with counter, torch.no_grad():
+        model(sample)
+    model.train(was_training)
+    return int(counter.get_total_flops() // 2)
+
+
+def describe_model(
+    name: str,
+    in_channels: int = 1,
+    num_classes: int = 2,
+    image_size: int = 28,
+    model: nn.Module | None = None,
+) -> ModelInfo:
+    spec = model_spec(name)
+    if model is None:
+        model = create_model(name, in_channels, num_classes, image_size=image_size)
+    input_shape = (in_channels, image_size, image_size)
+    group = getattr(model, "group", spec.group)
+    return ModelInfo(
+        name, count_parameters(model), count_macs(model, input_shape), group, input_shape
+    )

@@ -1,0 +1,40 @@
+"""A tiny name -> object registry shared by models and benchmarks (timm-style)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Generic, TypeVar
+
+from eqdp.errors import unknown_choice
+
+T = TypeVar("T")
+
+
+class Registry(Generic[T]):
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self._entries: dict[str, T] = {}
+
+    def add(self, name: str, entry: T) -> None:
+        if name in self._entries:
+            raise ValueError(f"{self.kind} {name!r} is registered twice")
+        self._entries[name] = entry
+
+    def get(self, name: str) -> T:
+        try:
+            return self._entries[name]
+        except KeyError:
+            raise unknown_choice(self.kind, name, self.names()) from None
+
+    def names(self) -> list[str]:
+        return sorted(self._entries)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._entries
+
+    def decorator(self, name: str, make_entry: Callable[[Callable], T]) -> Callable:
+        def register(fn: Callable) -> Callable:
+            self.add(name, make_entry(fn))
+            return fn
+
+        return register

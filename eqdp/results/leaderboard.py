@@ -1,0 +1,132 @@
+"""Aggregate records into leaderboard rows: mean ± std over seeds per configuration."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import statistics
+from collections import defaultdict
+from dataclasses import asdict, dataclass
+
+FORMATS: tuple[str, ...] = ("table", "markdown", "csv", "json")
+GROUP_KEYS: tuple[str, ...] = ("benchmark", "dataset", "size", "model", "setting")
+
+
+@dataclass(frozen=True)
+class LeaderboardRow:
+    benchmark: str
+    dataset: str
+    size: int
+    model: str
+    setting: str
+    n_seeds: int
+    test_auc_mean: float
+    test_auc_std: float
+    test_acc_mean: float
+    test_acc_std: float
+    params: int
+    macs: int
+    train_seconds_mean: float
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def _mean_std(values: list[float]) -> tuple[float, float]:
+    finite = [v for v in values if v is not None and math.isfinite(v)]
+    if not finite:
+        return math.nan, math.nan
+    return statistics.fmean(finite), statistics.stdev(finite) if len(finite) > 1 else 0.0
+
+
+def filter_records(records: list[dict], **wanted: object) -> list[dict]:
+    return [r for r in records if all(v is None or r.get(k) == v for k, v in wanted.items())]
+
+
+def aggregate(records: list[dict]) -> list[LeaderboardRow]:
+    groups: dict[tuple, list[dict]] = defaultdict(list)
+    for record in records:
+        groups[tuple(record[k] for k in GROUP_KEYS)].append(record)
+    rows = []
+    for key, members in groups.items():
+        auc = _mean_std([m["metrics"]["test"]["auc"] for m in members])
+        acc = _mean_std([m["metrics"]["test"]["acc"] for m in members])
+        seconds = _mean_std([m["timing"]["train_seconds"] for m in members])[0]
+        info = members[0]["model_info"]
+        rows.append(
+            LeaderboardRow(
+                *key,
+                n_seeds=len({m["seed"] for m in members}),
+                test_auc_mean=auc[0],
+                test_auc_std=auc[1],
+                test_acc_mean=acc[0],
+                test_acc_std=acc[1],
+                params=int(info.get("params", 0)),
+                macs=int(info.get("macs", 0)),
+                train_seconds_mean=seconds,
+            )
+        )
+    rows.sort(key=lambda r: (r.benchmark, r.dataset, r.size, -_sortable(r.test_auc_mean)))
+    return rows
+
+
+def _sortable(value: float) -> float:
+    return -math.inf if math.isnan(value) else value
+
+
+def pm(mean: float, std: float) -> str:
+    return "–" if math.isnan(mean) else f"{mean:.3f} ± {std:.3f}"
+
+
+def human_count(value: int) -> str:
+    for unit, size in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if value >= size:
+            return f"{value / size:.2f}{unit}"
+    return str(value)
+
+
+TABLE_HEADER = (
+    "benchmark", "dataset", "model", "setting", "seeds",
+    "test AUC", "test ACC", "params", "MACs", "train s",
+)  # fmt: skip
+
+
+def display_cells(row: LeaderboardRow) -> list[str]:
+    return [
+        row.benchmark,
+        f"{row.dataset} ({row.size})",
+        row.model,
+        row.setting,
+        str(row.n_seeds),
+        pm(row.test_auc_mean, row.test_auc_std),
+        pm(row.test_acc_mean, row.test_acc_std),
+        human_count(row.params),
+        human_count(row.macs),
+        f"{row.train_seconds_mean:.0f}",
+    ]
+
+
+def to_markdown(rows: list[LeaderboardRow]) -> str:
+    lines = ["| " + " | ".join(TABLE_HEADER) + " |", "|" + "---|" * len(TABLE_HEADER)]
+    lines += ["| " + " | ".join(display_cells(row)) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+def to_csv(rows: list[LeaderboardRow]) -> str:
+    buffer = io.StringIO()
+    names = list(LeaderboardRow.__dataclass_fields__)
+    writer = csv.DictWriter(buffer, fieldnames=names, lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow(row.as_dict())
+    return buffer.getvalue()
+
+
+def to_json(rows: list[LeaderboardRow]) -> str:
+    safe = [
+        {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in r.as_dict().items()}
+        for r in rows
+    ]
+    return json.dumps(safe, indent=2) + "\n"
