@@ -147,6 +147,44 @@ def _run_with_progress(config: RunConfig, results_dir: Path | None) -> None:
     )
 
 
+@app.command()
+def suite(
+    file: Annotated[
+        Path, typer.Argument(help="Suite TOML file, e.g. benchmarks/standard-cpu.toml.")
+    ],
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+    data_dir: Annotated[
+        Path | None, typer.Option(help="Folder with MedMNIST .npz files [env: EQDP_DATA_DIR].")
+    ] = None,
+    results_dir: Annotated[
+        Path | None, typer.Option(help="Where records go [env: EQDP_RESULTS_DIR; ./results].")
+    ] = None,
+    dry_run: Annotated[bool, typer.Option(help="Only list what would run.")] = False,
+) -> None:
+    """Run every configuration of a declarative suite; runs already recorded are skipped.
+
+    Example: [bold]eqdp suite benchmarks/standard-cpu.toml --dry-run[/]
+    """
+
+    def body() -> None:
+        from eqdp.benchmarks.suite import is_finished, load_suite, suite_configs
+
+        configs = list(suite_configs(load_suite(file), str(data_dir) if data_dir else None, device))
+        done = load_records(results_dir, on_skip=None)
+        pending = [c for c in configs if not is_finished(c, done)]
+        console.print(
+            f"{file}: {len(configs)} runs, {len(configs) - len(pending)} already recorded"
+        )
+        for index, config in enumerate(pending, 1):
+            console.print(
+                f"[{index}/{len(pending)}] {config.model} {config.dataset} seed {config.seed}"
+            )
+            if not dry_run:
+                _run_with_progress(config, results_dir)
+
+    guarded(body)
+
+
 @app.command("list")
 def list_(
     what: Annotated[str, typer.Argument(help="models, benchmarks or datasets.")] = "models",
