@@ -31,8 +31,10 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
-console = Console()
-errors = Console(stderr=True)
+# Piped output (files, CI logs) gets wide tables instead of rich's 80-column default.
+_WIDTH = None if sys.stdout.isatty() else 160
+console = Console(width=_WIDTH)
+errors = Console(stderr=True, width=_WIDTH)
 
 LIST_WHATS = ("models", "benchmarks", "datasets")
 

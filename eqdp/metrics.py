@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
+from sklearn.exceptions import UndefinedMetricWarning
 from sklearn.metrics import accuracy_score, roc_auc_score
 
 from eqdp.errors import unknown_choice
@@ -50,8 +53,10 @@ def evaluate(task: str, y_true: np.ndarray, y_score: np.ndarray) -> dict[str, fl
     """
     if task not in TASKS:
         raise unknown_choice("task", task, TASKS)
-    try:
-        auc = auc_score(task, y_true, y_score)
-    except ValueError:  # only one class present in y_true
-        auc = float("nan")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UndefinedMetricWarning)
+        try:
+            auc = auc_score(task, y_true, y_score)
+        except ValueError:  # only one class present in y_true
+            auc = float("nan")
     return {"acc": accuracy(task, y_true, y_score), "auc": auc}

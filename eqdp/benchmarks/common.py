@@ -12,7 +12,7 @@ from eqdp.data import MedMNISTData, load_dataset
 from eqdp.models import ModelInfo, create_model, describe_model
 from eqdp.results.environment import environment
 from eqdp.results.records import SCHEMA_VERSION, new_run_id, utc_now
-from eqdp.train import FitResult, select_device
+from eqdp.train import FitResult, seed_everything, select_device
 
 
 @dataclass
@@ -28,6 +28,7 @@ def prepare_run(config: RunConfig, dp: bool = False) -> RunContext:
     """Everything that can fail on bad input fails here, before any training."""
     device = select_device(config.device)
     data = load_dataset(config.dataset, config.size, config.data_dir, config.verify_md5)
+    seed_everything(config.seed)  # the seed covers the initial weights too
     model = create_model(
         config.model,
         data.n_channels,

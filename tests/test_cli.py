@@ -1,0 +1,157 @@
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from eqdp.cli import app
+from tests.conftest import REAL_DATA_DIR, requires_real_data
+
+runner = CliRunner()
+
+
+def invoke(*args: str):
+    return runner.invoke(app, list(args))
+
+
+def run_args(synthetic_dir: Path, results: Path, *extra: str) -> list[str]:
+    return [
+        "run", "standard", "--model", "cnn", "--dataset", "breastmnist", "--epochs", "1",
+        "--batch-size", "32", "--device", "cpu", "--no-verify-md5",
+        "--data-dir", str(synthetic_dir), "--results-dir", str(results), *extra,
+    ]  # fmt: skip
+
+
+def test_run_then_leaderboard(synthetic_dir: Path, tmp_path: Path) -> None:
+    result = invoke(*run_args(synthetic_dir, tmp_path, "--seed", "0,1"))
+    assert result.exit_code == 0, result.output
+    records = sorted(tmp_path.rglob("*.json"))
+    assert len(records) == 2
+    assert {json.loads(p.read_text())["seed"] for p in records} == {0, 1}
+
+    board = invoke("leaderboard", "--results-dir", str(tmp_path), "--format", "json")
+    assert board.exit_code == 0, board.output
+    rows = json.loads(board.stdout)
+    assert rows[0]["model"] == "cnn" and rows[0]["n_seeds"] == 2
+    markdown = invoke("leaderboard", "--results-dir", str(tmp_path), "--format", "markdown")
+    assert "| standard | breastmnist (28) | cnn |" in markdown.stdout
+    assert invoke("leaderboard", "--results-dir", str(tmp_path)).exit_code == 0
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (("--model", "resnet99"), "unknown model 'resnet99'; valid choices:"),
+        (("--dataset", "catmnist"), "unknown dataset 'catmnist'; valid choices:"),
+        (("--size", "32"), "unknown size 32; valid choices: 28, 64, 128, 224"),
+        (("--epochs", "0"), "epochs must be a positive integer, got 0"),
+        (("--batch-size", "-4"), "batch size must be a positive integer, got -4"),
+        (("--augment", "mixup"), "unknown augmentation 'mixup'"),
+        (("--seed", "1,x"), "seed 'x' is not a valid value"),
+    ],
+)
+def test_bad_input_one_line_error_no_record(
+    synthetic_dir: Path, tmp_path: Path, change: tuple[str, str], message: str
+) -> None:
+    args = run_args(synthetic_dir, tmp_path)
+    flag, value = change
+    if flag in args:
+        args[args.index(flag) + 1] = value
+    else:
+        args += [flag, value]
+    result = invoke(*args)
+    assert result.exit_code == 2
+    assert message in result.output
+    assert "Traceback" not in result.output
+    assert not list(tmp_path.rglob("*.json"))
+
+
+def test_unknown_benchmark(synthetic_dir: Path, tmp_path: Path) -> None:
+    args = run_args(synthetic_dir, tmp_path)
+    args[1] = "olympics"
+    result = invoke(*args)
+    assert result.exit_code == 2 and "unknown benchmark 'olympics'" in result.output
+
+
+def test_missing_data_dir_and_file(tmp_path: Path) -> None:
+    args = run_args(tmp_path / "absent", tmp_path / "results")
+    result = invoke(*args)
+    assert result.exit_code == 2 and "does not exist" in result.output
+    (tmp_path / "empty").mkdir()
+    result = invoke(*run_args(tmp_path / "empty", tmp_path / "results"))
+    assert result.exit_code == 2
+    assert "breastmnist.npz not found" in result.output and "download it from" in result.output
+    assert not (tmp_path / "results").exists()
+
+
+def test_md5_mismatch_from_cli(synthetic_dir: Path, tmp_path: Path) -> None:
+    args = [a for a in run_args(synthetic_dir, tmp_path) if a != "--no-verify-md5"]
+    result = invoke(*args)
+    assert result.exit_code == 2 and "MD5 mismatch" in result.output
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root can read any directory")
+def test_unreadable_results_dir(tmp_path: Path) -> None:
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0)
+    result = invoke("leaderboard", "--results-dir", str(locked))
+    assert result.exit_code == 2 and "not a readable directory" in result.output
+
+
+def test_results_dir_that_is_a_file(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("x")
+    result = invoke("leaderboard", "--results-dir", str(tmp_path / "file"))
+    assert result.exit_code == 2 and "not a readable directory" in result.output
+
+
+def test_leaderboard_reports_corrupt_file_and_continues(tmp_path: Path) -> None:
+    (tmp_path / "broken.json").write_text("{")
+    result = invoke("leaderboard", "--results-dir", str(tmp_path), "--format", "csv")
+    assert result.exit_code == 0
+    assert "broken.json" in result.output
+
+
+def test_list_and_info() -> None:
+    listing = invoke("list", "models")
+    assert listing.exit_code == 0 and "eq-nasnet" in listing.stdout
+    datasets = invoke("list", "datasets")
+    assert "pneumoniamnist" in datasets.stdout and "4708/524/624" in datasets.stdout
+    assert "standard" in invoke("list", "benchmarks").stdout
+    info = invoke("info", "eq-nasnet", "--dataset", "retinamnist")
+    assert info.exit_code == 0 and "D4" in info.stdout and "3x28x28" in info.stdout
+    bad = invoke("info", "eq-nasnet", "--dataset", "nomnist")
+    assert bad.exit_code == 2 and "unknown dataset" in bad.output
+    assert invoke("list", "colours").exit_code == 2
+
+
+def test_suite_dry_run_and_skip(tmp_path: Path) -> None:
+    suite = tmp_path / "suite.toml"
+    suite.write_text(
+        'benchmark = "standard"\nmodels = ["cnn", "eq-nasnet"]\nseeds = [0, 1]\n'
+        "[train]\nbatch_size = 64\n[datasets.breastmnist]\nepochs = 3\n"
+    )
+    result = invoke("suite", str(suite), "--dry-run", "--results-dir", str(tmp_path / "r"))
+    assert result.exit_code == 0, result.output
+    assert "4 runs, 0 already recorded" in result.stdout
+    suite.write_text(
+        'benchmark = "standard"\nmodels = ["cnn"]\nseeds = [0]\n[datasets.breastmnist]\nepoch = 3\n'
+    )
+    bad = invoke("suite", str(suite), "--dry-run")
+    assert bad.exit_code == 2 and "unknown training field(s) ['epoch']" in bad.output
+
+
+@requires_real_data
+def test_real_data_end_to_end(tmp_path: Path) -> None:
+    args = [
+        "run", "standard", "--model", "eq-cnn", "--dataset", "breastmnist", "--epochs", "1",
+        "--device", "cpu", "--data-dir", str(REAL_DATA_DIR), "--results-dir", str(tmp_path),
+    ]  # fmt: skip
+    result = invoke(*args)
+    assert result.exit_code == 0, result.output
+    (record_path,) = tmp_path.rglob("*.json")
+    record = json.loads(record_path.read_text())
+    assert record["data"]["n_train"] == 546 and record["data"]["n_test"] == 156
+    assert 0.0 <= record["metrics"]["test"]["auc"] <= 1.0

@@ -1,0 +1,126 @@
+from __future__ import annotations
+
+import pytest
+import torch
+
+import eqdp
+from eqdp.errors import EqdpError
+from eqdp.models import count_parameters, describe_model, model_spec
+from eqdp.models.equivariant import EquivariantConv2d, FieldGroupNorm, GroupPool
+
+SMALL_KWARGS = {"resnet18": {"width": 8}, "cnn": {"width": 8}}
+
+
+def d4_images(x: torch.Tensor) -> list[torch.Tensor]:
+    rotations = [torch.rot90(x, k, (2, 3)) for k in range(4)]
+    return rotations + [r.flip(3) for r in rotations]
+
+
+def test_registry_lists_required_models() -> None:
+    expected = {"cnn", "resnet18", "efficientnet-b0", "vit", "eq-cnn", "eq-nasnet"}
+    assert expected <= set(eqdp.list_models())
+
+
+@pytest.mark.parametrize(
+    "name", ["cnn", "resnet18", "efficientnet-b0", "vit", "eq-cnn", "eq-nasnet"]
+)
+@pytest.mark.parametrize(("channels", "classes"), [(1, 2), (3, 5)])
+def test_forward_shapes(name: str, channels: int, classes: int) -> None:
+    model = eqdp.create_model(name, channels, classes, **SMALL_KWARGS.get(name, {})).eval()
+    with torch.no_grad():
+        assert model(torch.randn(3, channels, 28, 28)).shape == (3, classes)
+
+
+def test_unknown_model_lists_choices() -> None:
+    with pytest.raises(EqdpError, match=r"unknown model 'nope'; valid choices: .*eq-nasnet"):
+        eqdp.create_model("nope", 1, 2)
+
+
+@pytest.mark.parametrize("name", ["eq-cnn", "eq-nasnet"])
+@pytest.mark.parametrize("size", [28, 64])
+def test_equivariant_logits_are_d4_invariant(name: str, size: int) -> None:
+    torch.manual_seed(0)
+    model = eqdp.create_model(name, 3, 4, image_size=size).eval()
+    x = torch.randn(2, 3, size, size)
+    with torch.no_grad():
+        outputs = [model(t) for t in d4_images(x)]
+    errors = [(o - outputs[0]).abs().max().item() for o in outputs]
+    assert max(errors) <= 1e-4, errors
+
+
+def test_plain_cnn_is_not_invariant() -> None:
+    torch.manual_seed(0)
+    model = eqdp.create_model("cnn", 1, 2).eval()
+    with torch.no_grad():
+        outputs = [model(t) for t in d4_images(torch.randn(2, 1, 28, 28))]
+    assert max((o - outputs[0]).abs().max().item() for o in outputs) > 1e-3
+
+
+def test_equivariant_conv_permutes_regular_fields() -> None:
+    """Rotating the input by 90 degrees rotates the output map and permutes each field."""
+    torch.manual_seed(0)
+    conv = EquivariantConv2d("C4", 1, 2, 3, in_kind="trivial")
+    x = torch.randn(1, 1, 9, 9)
+    with torch.no_grad():
+        y, y_rotated = conv(x), conv(torch.rot90(x, 1, (2, 3)))
+    back = torch.rot90(y_rotated, -1, (2, 3)).reshape(1, 2, 4, 9, 9)
+    y = y.reshape(1, 2, 4, 9, 9)
+    shifts = [(back - torch.roll(y, s, dims=2)).abs().max().item() for s in range(4)]
+    assert min(shifts) < 1e-5
+    assert sorted(shifts)[1] > 1e-3  # exactly one cyclic shift matches
+
+
+def test_c8_group_is_configurable_and_invariant_to_rot90() -> None:
+    model = eqdp.create_model("eq-cnn", 1, 2, group="C8", widths=(2, 4)).eval()
+    assert model.group == "C8"
+    x = torch.randn(2, 1, 28, 28)
+    with torch.no_grad():
+        assert (model(torch.rot90(x, 1, (2, 3))) - model(x)).abs().max() < 1e-4
+
+
+def test_bad_group_is_refused() -> None:
+    with pytest.raises(EqdpError, match="unknown symmetry group 'SO3'"):
+        eqdp.create_model("eq-cnn", 1, 2, group="SO3")
+
+
+def test_only_coefficients_are_trainable() -> None:
+    conv = EquivariantConv2d("D4", 3, 5, 3)
+    trainable = {n for n, p in conv.named_parameters() if p.requires_grad}
+    assert trainable == {"weight", "bias"}
+    assert not list(conv.buffers())
+    assert count_parameters(conv) == 5 * 3 * 48 + 5
+
+
+def test_field_norm_and_group_pool_keep_fields_whole() -> None:
+    norm = FieldGroupNorm(6, 8)
+    assert 6 % norm.num_groups == 0
+    pooled = GroupPool(8)(torch.arange(16.0).reshape(1, 16, 1, 1))
+    assert pooled.flatten().tolist() == [7.0, 15.0]
+
+
+def test_eq_nasnet_is_smaller_than_efficientnet_b0() -> None:
+    eq = describe_model("eq-nasnet")
+    effnet = describe_model("efficientnet-b0")
+    assert eq.params < effnet.params
+    assert eq.group == "D4" and effnet.group is None
+    assert eq.macs > 0 and effnet.macs > 0
+
+
+def test_width_multiplier_scales_eq_nasnet() -> None:
+    small = count_parameters(eqdp.create_model("eq-nasnet", 1, 2))
+    wide = count_parameters(eqdp.create_model("eq-nasnet", 1, 2, width_multiplier=2.0))
+    assert wide > 3 * small
+
+
+def test_vit_declares_dp_refusal() -> None:
+    assert model_spec("vit").dp_refusal
+    with pytest.raises(EqdpError, match="cannot be trained under DP-SGD"):
+        eqdp.create_model("vit", 1, 2, dp=True)
+
+
+def test_dp_variants_use_no_batchnorm() -> None:
+    for name in ("cnn", "resnet18", "efficientnet-b0"):
+        model = eqdp.create_model(name, 1, 2, dp=True, **SMALL_KWARGS.get(name, {}))
+        assert not any(
+            isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in model.modules()
+        )

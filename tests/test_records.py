@@ -1,0 +1,94 @@
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from eqdp.errors import EqdpError
+from eqdp.results import aggregate, load_records, validate_record, write_record
+from eqdp.results.leaderboard import to_csv, to_json, to_markdown
+
+
+def make_record(seed: int = 0, auc: float = 0.8, model: str = "cnn", **changes) -> dict:
+    record = {
+        "schema_version": 1,
+        "run_id": f"run-{model}-{seed}-{auc}",
+        "created_at": "2026-11-22T00:00:00+00:00",
+        "status": "finished",
+        "benchmark": "standard",
+        "dataset": "breastmnist",
+        "size": 28,
+        "model": model,
+        "seed": seed,
+        "setting": "1ep bs8 lr0.001",
+        "config": {"train": {"epochs": 1}},
+        "model_info": {"params": 10, "macs": 20, "group": None},
+        "metrics": {"val": {"acc": 0.5, "auc": 0.5}, "test": {"acc": 0.7, "auc": auc}},
+        "best_epoch": 1,
+        "timing": {"train_seconds": 1.0, "images_per_second": 5.0},
+        "env": {},
+        "privacy": None,
+    }
+    record.update(changes)
+    return record
+
+
+def test_write_is_atomic_and_laid_out_by_benchmark_dataset_model(tmp_path: Path) -> None:
+    path = write_record(make_record(), tmp_path)
+    assert path == tmp_path / "standard" / "breastmnist_28" / "cnn" / "run-cnn-0-0.8.json"
+    assert not list(path.parent.glob(".tmp-*"))
+    assert json.loads(path.read_text())["metrics"]["test"]["auc"] == 0.8
+
+
+def test_nan_metrics_are_stored_as_null(tmp_path: Path) -> None:
+    path = write_record(make_record(auc=math.nan), tmp_path)
+    assert json.loads(path.read_text())["metrics"]["test"]["auc"] is None
+
+
+def test_invalid_record_is_never_written(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="missing field 'privacy'"):
+        bad = make_record()
+        del bad["privacy"]
+        write_record(bad, tmp_path)
+    assert not list(tmp_path.rglob("*.json"))
+
+
+def test_corrupt_and_foreign_files_are_skipped_and_reported(tmp_path: Path) -> None:
+    write_record(make_record(), tmp_path)
+    (tmp_path / "corrupt.json").write_text("{not json")
+    (tmp_path / "foreign.json").write_text(json.dumps({"hello": "world"}))
+    (tmp_path / "running.json").write_text(json.dumps(make_record(status="running")))
+    skipped: list[tuple[Path, str]] = []
+    records = load_records(tmp_path, on_skip=lambda path, why: skipped.append((path, why)))
+    assert len(records) == 1
+    reasons = {path.name: why for path, why in skipped}
+    assert set(reasons) == {"corrupt.json", "foreign.json", "running.json"}
+    assert "unreadable JSON" in reasons["corrupt.json"]
+    assert "schema_version" in reasons["foreign.json"]
+
+
+def test_missing_results_dir_is_empty_and_a_file_is_an_error(tmp_path: Path) -> None:
+    assert load_records(tmp_path / "absent") == []
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(EqdpError, match="not a readable directory"):
+        load_records(tmp_path / "file")
+
+
+def test_validate_rejects_bool_as_int() -> None:
+    assert "seed" in (validate_record(make_record(seed=True)) or "")
+
+
+def test_aggregate_mean_std_and_sorting() -> None:
+    records = [make_record(s, auc, "cnn") for s, auc in [(0, 0.6), (1, 0.8)]]
+    records += [make_record(0, 0.9, "eq-nasnet")]
+    rows = aggregate(records)
+    assert [r.model for r in rows] == ["eq-nasnet", "cnn"]
+    cnn = rows[1]
+    assert cnn.n_seeds == 2
+    assert cnn.test_auc_mean == pytest.approx(0.7)
+    assert cnn.test_auc_std == pytest.approx(math.sqrt(0.02))
+    assert "0.700 ± 0.141" in to_markdown(rows)
+    assert to_csv(rows).splitlines()[0].startswith("benchmark,dataset,size,model,setting")
+    assert json.loads(to_json(rows))[0]["model"] == "eq-nasnet"

@@ -1,0 +1,78 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+import eqdp
+from eqdp.benchmarks import RunConfig, run_benchmark
+from eqdp.data import load_dataset
+from eqdp.results import load_checkpoint
+from eqdp.train import TrainConfig, fit
+
+
+def tiny_config(synthetic_dir: Path, **changes) -> RunConfig:
+    values = dict(
+        benchmark="standard",
+        model="cnn",
+        dataset="breastmnist",
+        train=TrainConfig(epochs=2, batch_size=16),
+        device="cpu",
+        data_dir=str(synthetic_dir),
+        verify_md5=False,
+        model_kwargs={"width": 4},
+    )
+    values.update(changes)
+    return RunConfig(**values)
+
+
+def test_same_seed_same_result(synthetic_dir: Path) -> None:
+    data = load_dataset("breastmnist", 28, synthetic_dir, verify_md5=False)
+    results = []
+    for _ in range(2):
+        torch.manual_seed(123)
+        model = eqdp.create_model("cnn", 1, 2, width=4)
+        results.append(
+            fit(model, data, TrainConfig(epochs=2, batch_size=16), 7, torch.device("cpu"))
+        )
+    assert results[0].test == results[1].test
+    assert [h.train_loss for h in results[0].history] == [h.train_loss for h in results[1].history]
+
+
+def test_best_epoch_is_the_best_validation_auc(synthetic_dir: Path) -> None:
+    data = load_dataset("breastmnist", 28, synthetic_dir, verify_md5=False)
+    model = eqdp.create_model("eq-cnn", 1, 2, widths=(2, 4))
+    result = fit(model, data, TrainConfig(epochs=3, batch_size=16), 0, torch.device("cpu"))
+    best = max(result.history, key=lambda h: h.val_auc)
+    assert result.best_epoch == best.epoch
+    assert result.val["auc"] == best.val_auc
+
+
+def test_lr_schedule_drops_at_half_and_three_quarters(synthetic_dir: Path) -> None:
+    data = load_dataset("breastmnist", 28, synthetic_dir, verify_md5=False)
+    model = eqdp.create_model("cnn", 1, 2, width=4)
+    result = fit(model, data, TrainConfig(epochs=4, batch_size=32, lr=1e-2), 0, torch.device("cpu"))
+    assert [round(h.lr, 6) for h in result.history] == [1e-2, 1e-2, 1e-3, 1e-4]
+
+
+def test_run_writes_record_and_loadable_checkpoint(synthetic_dir: Path, tmp_path: Path) -> None:
+    record, path = run_benchmark(
+        tiny_config(synthetic_dir, model="eq-cnn", model_kwargs={"widths": (2, 4)}), tmp_path
+    )
+    assert path.is_file() and path.parent == tmp_path / "standard" / "breastmnist_28" / "eq-cnn"
+    assert record["model_info"]["group"] == "D4" and record["privacy"] is None
+    assert record["config"]["train"]["epochs"] == 2 and "data_dir" not in record["config"]
+    assert record["env"]["torch"] == torch.__version__
+    state = load_checkpoint(record["run_id"])
+    model = eqdp.create_model("eq-cnn", 1, 2, widths=(2, 4))
+    model.load_state_dict(state)
+    assert eqdp.load_records(tmp_path)[0]["run_id"] == record["run_id"]
+
+
+def test_benchmark_run_is_reproducible_from_its_seed(synthetic_dir: Path, tmp_path: Path) -> None:
+    first, _ = run_benchmark(tiny_config(synthetic_dir, seed=3), tmp_path)
+    second, _ = run_benchmark(tiny_config(synthetic_dir, seed=3), tmp_path)
+    other, _ = run_benchmark(tiny_config(synthetic_dir, seed=4), tmp_path)
+    assert first["metrics"] == second["metrics"]
+    assert first["history"] == second["history"]
+    assert first["history"] != other["history"]
