@@ -312,6 +312,31 @@ def leaderboard(
     guarded(body)
 
 
+@app.command()
+def readme(
+    file: Annotated[Path, typer.Argument(help="Markdown file with eqdp:table blocks.")] = Path(
+        "README.md"
+    ),
+    results_dir: Annotated[
+        Path | None, typer.Option(help="Records folder [env: EQDP_RESULTS_DIR; ./results].")
+    ] = None,
+    check: Annotated[bool, typer.Option(help="Fail if the tables are out of date.")] = False,
+) -> None:
+    """Regenerate the result tables in README.md from the records in results/."""
+
+    def body() -> None:
+        from eqdp.report.readme import update_readme
+
+        if not file.is_file():
+            raise EqdpError(f"{file} is not a file")
+        fresh = update_readme(file, results_dir, check=check)
+        if check and not fresh:
+            raise EqdpError(f"result tables in {file} are out of date; run `eqdp readme {file}`")
+        console.print(f"{file}: result tables {'up to date' if fresh else 'regenerated'}")
+
+    guarded(body)
+
+
 def main() -> None:
     app()
 

@@ -1,0 +1,1 @@
+"""Reports generated from records: README tables (and plots)."""

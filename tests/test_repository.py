@@ -1,0 +1,34 @@
+"""Checks that keep committed docs honest: generated tables and cards match their sources."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from eqdp.data.medmnist_data import FLAGS_2D, SIZES, expected_md5
+from eqdp.report.readme import updated_readme
+from eqdp.results import load_records
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_readme_tables_are_generated_from_committed_records() -> None:
+    text = (ROOT / "README.md").read_text()
+    assert "<!-- eqdp:table standard -->" in text
+    records = load_records(ROOT / "results", on_skip=None)
+    assert updated_readme(text, records) == text, "run `uv run eqdp readme` and commit README.md"
+
+
+def test_committed_records_are_all_valid() -> None:
+    problems: list[str] = []
+    load_records(ROOT / "results", on_skip=lambda path, why: problems.append(f"{path}: {why}"))
+    assert problems == []
+
+
+def test_dataset_card_md5s_match_medmnist_info() -> None:
+    card = (ROOT / "datasets" / "README.md").read_text()
+    rows = dict(re.findall(r"^\| (\w+ \| \d+) \| \S+ \| ([0-9a-f]{32}) \|$", card, re.M))
+    assert len(rows) == len(FLAGS_2D) * len(SIZES)
+    for flag in FLAGS_2D:
+        for size in SIZES:
+            assert rows[f"{flag} | {size}"] == expected_md5(flag, size)
