@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
 import sys
 from collections.abc import Callable
+from fractions import Fraction
 from pathlib import Path
 from typing import Annotated
 
@@ -37,6 +39,8 @@ console = Console(width=_WIDTH)
 errors = Console(stderr=True, width=_WIDTH)
 
 LIST_WHATS = ("models", "benchmarks", "datasets")
+DP_PANEL = "DP-SGD (benchmark dp)"
+ROBUST_PANEL = "Low-data, adversarial, geometric"
 
 
 def fail(message: str) -> typer.Exit:
@@ -50,6 +54,13 @@ def guarded(function: Callable[[], None]) -> None:
         function()
     except EqdpError as error:
         raise fail(str(error)) from None
+
+
+def parse_number(text: str) -> float:
+    """A float, 'inf', or a fraction such as 8/255."""
+    if "/" in text:
+        return float(Fraction(text))
+    return float(text)
 
 
 def parse_list(text: str, kind: str, convert: Callable[[str], object]) -> list:
@@ -75,20 +86,93 @@ def run(
     augment: Annotated[str, typer.Option(help="Training augmentation: none or d4.")] = "none",
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
     data_dir: Annotated[
-        Path | None, typer.Option(help="Folder with MedMNIST .npz files [env: EQDP_DATA_DIR].")
+        Path | None, typer.Option(help="Folder with MedMNIST .npz files \\[env: EQDP_DATA_DIR].")
     ] = None,
     results_dir: Annotated[
-        Path | None, typer.Option(help="Where records go [env: EQDP_RESULTS_DIR; ./results].")
+        Path | None, typer.Option(help="Where records go \\[env: EQDP_RESULTS_DIR; ./results].")
     ] = None,
     verify_md5: Annotated[
         bool, typer.Option(help="Check the data file's MD5 against medmnist.INFO.")
     ] = True,
+    epsilon: Annotated[
+        str | None,
+        typer.Option(
+            help="Target epsilon(s), comma list; 'inf' = same pipeline, no noise or "
+            "clipping. One record per (epsilon, seed).",
+            rich_help_panel=DP_PANEL,
+        ),
+    ] = None,
+    delta: Annotated[
+        float | None,
+        typer.Option(
+            help="Target delta \\[default: min(1e-5, 1/(10 N_train))].", rich_help_panel=DP_PANEL
+        ),
+    ] = None,
+    max_grad_norm: Annotated[
+        float | None,
+        typer.Option(help="Per-sample clipping bound C \\[default: 1.0].", rich_help_panel=DP_PANEL),
+    ] = None,
+    physical_batch_size: Annotated[
+        int | None,
+        typer.Option(
+            help="Examples per forward/backward pass; the logical batch (--batch-size) "
+            "is Poisson-sampled \\[default: min(batch size, 128)].",
+            rich_help_panel=DP_PANEL,
+        ),
+    ] = None,
+    noise_multiplier: Annotated[
+        float | None,
+        typer.Option(
+            help="Fix sigma instead of calibrating it to --epsilon.", rich_help_panel=DP_PANEL
+        ),
+    ] = None,
+    aug_mult: Annotated[
+        int | None,
+        typer.Option(
+            help="Augmentation multiplicity K: average per-sample gradients over K "
+            "random D4 views before clipping \\[default: 1].",
+            rich_help_panel=DP_PANEL,
+        ),
+    ] = None,
+    accountant: Annotated[
+        str | None,
+        typer.Option(
+            help="Privacy accountant: prv or rdp \\[default: prv].", rich_help_panel=DP_PANEL
+        ),
+    ] = None,
+    fraction: Annotated[
+        str | None,
+        typer.Option(
+            help="Training fraction(s) in (0, 1], comma list; one record per (fraction, seed).",
+            rich_help_panel=ROBUST_PANEL,
+        ),
+    ] = None,
+    attack: Annotated[
+        str | None,
+        typer.Option(help="Attacks, comma list (see the guide).", rich_help_panel=ROBUST_PANEL),
+    ] = None,
+    eps: Annotated[
+        str | None,
+        typer.Option(
+            help="Attack budgets in [0,1] pixel space, comma list; fractions like 8/255 allowed.",
+            rich_help_panel=ROBUST_PANEL,
+        ),
+    ] = None,
+    from_run: Annotated[
+        str | None,
+        typer.Option(
+            help="Evaluate the checkpoint of this finished run instead of training.",
+            rich_help_panel=ROBUST_PANEL,
+        ),
+    ] = None,
 ) -> None:
-    """Train and evaluate one model on one dataset; write one result record per seed.
+    """Train and evaluate one model on one dataset; write one result record per run.
 
-    Example:
+    Examples:
 
     [bold]eqdp run standard -m eq-nasnet -d breastmnist --epochs 10 --seed 0,1,2[/]
+
+    [bold]eqdp run dp -m eq-nasnet -d pneumoniamnist --epsilon 1,2,4,8 --batch-size 512[/]
     """
 
     def body() -> None:
@@ -100,20 +184,44 @@ def run(
             raise unknown_choice("device", device, DEVICES)
         seeds = parse_list(seed, "seed", int)
         train = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, augment=augment)
-        configs = [
-            RunConfig(
-                benchmark=benchmark,
-                model=model,
-                dataset=dataset,
-                size=size,
-                seed=s,
-                train=train,
-                device=device,
-                data_dir=str(data_dir) if data_dir else None,
-                verify_md5=verify_md5,
+        fixed = {
+            "delta": delta,
+            "max_grad_norm": max_grad_norm,
+            "physical_batch_size": physical_batch_size,
+            "noise_multiplier": noise_multiplier,
+            "aug_mult": aug_mult,
+            "accountant": accountant,
+            "attacks": parse_list(attack, "attack", str) if attack else None,
+            "attack_eps": parse_list(eps, "attack eps", parse_number) if eps else None,
+            "from_run": from_run,
+        }
+        sweeps = {
+            "epsilon": parse_list(epsilon, "epsilon", parse_number) if epsilon else [None],
+            "fraction": parse_list(fraction, "fraction", parse_number) if fraction else [None],
+        }
+        configs = []
+        for target_epsilon, train_fraction, s in itertools.product(
+            sweeps["epsilon"], sweeps["fraction"], seeds
+        ):
+            options = {"epsilon": target_epsilon, "fraction": train_fraction, **fixed}
+            configs.append(
+                RunConfig(
+                    benchmark=benchmark,
+                    model=model,
+                    dataset=dataset,
+                    size=size,
+                    seed=s,
+                    train=train,
+                    device=device,
+                    data_dir=str(data_dir) if data_dir else None,
+                    verify_md5=verify_md5,
+                    options={k: v for k, v in options.items() if v is not None},
+                )
             )
-            for s in seeds
-        ]
+        # Validate every configuration before the first run starts: a bad value in
+        # a sweep must not leave the earlier runs' records behind.
+        for config in configs:
+            BENCHMARKS.get(benchmark).check(config)
         for config in configs:
             _run_with_progress(config, results_dir)
 
@@ -156,10 +264,10 @@ def suite(
     ],
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
     data_dir: Annotated[
-        Path | None, typer.Option(help="Folder with MedMNIST .npz files [env: EQDP_DATA_DIR].")
+        Path | None, typer.Option(help="Folder with MedMNIST .npz files \\[env: EQDP_DATA_DIR].")
     ] = None,
     results_dir: Annotated[
-        Path | None, typer.Option(help="Where records go [env: EQDP_RESULTS_DIR; ./results].")
+        Path | None, typer.Option(help="Where records go \\[env: EQDP_RESULTS_DIR; ./results].")
     ] = None,
     dry_run: Annotated[bool, typer.Option(help="Only list what would run.")] = False,
 ) -> None:
@@ -277,7 +385,7 @@ def leaderboard(
     model: Annotated[str | None, typer.Option(help="Only this model.")] = None,
     size: Annotated[int | None, typer.Option(help="Only this image size.")] = None,
     results_dir: Annotated[
-        Path | None, typer.Option(help="Records folder [env: EQDP_RESULTS_DIR; ./results].")
+        Path | None, typer.Option(help="Records folder \\[env: EQDP_RESULTS_DIR; ./results].")
     ] = None,
     format: Annotated[str, typer.Option(help="table, markdown, csv or json.")] = "table",
 ) -> None:
@@ -318,7 +426,7 @@ def readme(
         "README.md"
     ),
     results_dir: Annotated[
-        Path | None, typer.Option(help="Records folder [env: EQDP_RESULTS_DIR; ./results].")
+        Path | None, typer.Option(help="Records folder \\[env: EQDP_RESULTS_DIR; ./results].")
     ] = None,
     check: Annotated[bool, typer.Option(help="Fail if the tables are out of date.")] = False,
 ) -> None:

@@ -155,3 +155,9 @@ def test_real_data_end_to_end(tmp_path: Path) -> None:
     record = json.loads(record_path.read_text())
     assert record["data"]["n_train"] == 546 and record["data"]["n_test"] == 156
     assert 0.0 <= record["metrics"]["test"]["auc"] <= 1.0
+
+
+def test_standard_refuses_options_of_other_benchmarks(synthetic_dir: Path, tmp_path: Path) -> None:
+    result = invoke(*run_args(synthetic_dir, tmp_path, "--epsilon", "1"))
+    assert result.exit_code == 2 and "takes no option(s) ['epsilon']" in result.output
+    assert not list(tmp_path.rglob("*.json"))

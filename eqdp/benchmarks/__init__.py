@@ -18,6 +18,7 @@ def run_benchmark(
 ) -> tuple[dict, Path]:
     """Run one configuration; write its checkpoint and then its record. Returns both."""
     benchmark = BENCHMARKS.get(config.benchmark)
+    benchmark.check(config)
     record, state = benchmark.run(config, on_epoch)
     checkpoint = save_checkpoint(record["run_id"], state)
     record["checkpoint"] = checkpoint.name

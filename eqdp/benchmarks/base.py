@@ -9,6 +9,7 @@ from typing import Any
 import torch
 
 from eqdp.data.medmnist_data import check_flag, check_size
+from eqdp.errors import EqdpError
 from eqdp.registry import Registry
 from eqdp.train import EpochCallback, TrainConfig
 
@@ -39,19 +40,30 @@ class RunConfig:
         return values
 
 
+def accept_no_options(config: RunConfig) -> None:
+    if config.options:
+        raise EqdpError(
+            f"benchmark {config.benchmark!r} takes no option(s) {sorted(config.options)}"
+        )
+
+
 @dataclass(frozen=True)
 class Benchmark:
     name: str
     # returns (record without checkpoint name, selected state dict)
     run: Callable[[RunConfig, EpochCallback | None], tuple[dict, dict[str, torch.Tensor]]]
     description: str
+    # raises EqdpError for a configuration the benchmark cannot run; called before any run
+    check: Callable[[RunConfig], None] = accept_no_options
 
 
 BENCHMARKS: Registry[Benchmark] = Registry("benchmark")
 
 
-def register_benchmark(name: str, description: str = "") -> Callable:
-    return BENCHMARKS.decorator(name, lambda fn: Benchmark(name, fn, description))
+def register_benchmark(
+    name: str, description: str = "", check: Callable[[RunConfig], None] = accept_no_options
+) -> Callable:
+    return BENCHMARKS.decorator(name, lambda fn: Benchmark(name, fn, description, check))
 
 
 def list_benchmarks() -> list[str]:
