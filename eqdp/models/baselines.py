@@ -20,7 +20,7 @@ def conv_block(in_channels: int, out_channels: int, dp: bool) -> nn.Sequential:
     return nn.Sequential(
         nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=False),
         norm_layer(out_channels, dp),
-        nn.ReLU(inplace=True),
+        nn.ReLU(),
     )
 
 
@@ -49,7 +49,7 @@ class BasicBlock(nn.Module):
         self.norm1 = norm_layer(out_channels, dp)
         self.conv2 = nn.Conv2d(out_channels, out_channels, 3, 1, 1, bias=False)
         self.norm2 = norm_layer(out_channels, dp)
-        self.relu = nn.ReLU(inplace=True)
+        self.relu = nn.ReLU()
         self.shortcut: nn.Module = nn.Identity()
         if stride != 1 or in_channels != out_channels:
             self.shortcut = nn.Sequential(
@@ -71,7 +71,7 @@ class ResNet18(nn.Module):
         self.stem = nn.Sequential(
             nn.Conv2d(in_channels, width, 3, 1, 1, bias=False),
             norm_layer(width, dp),
-            nn.ReLU(inplace=True),
+            nn.ReLU(),
         )
         blocks: list[nn.Module] = []
         channels = width
@@ -113,8 +113,11 @@ def efficientnet_b0(
 ) -> nn.Module:
     # EfficientNetBN fixes image_size=224, which sets "same" padding wrongly for 28px
     # inputs, so the B0 configuration is built directly at the real size.
-    norm = ("group", {"num_groups": 8}) if dp else ("batch", {"eps": 1e-3, "momentum": 0.01})
-    return EfficientNet(
+    # PyTorch's BatchNorm momentum 0.1, not MONAI's 0.01 (TF weights' convention): with
+    # the few hundred steps of a small dataset, 0.01 leaves the running statistics near
+    # their initial values and evaluation collapses to a constant prediction.
+    norm = ("group", {"num_groups": 8}) if dp else ("batch", {"eps": 1e-3, "momentum": 0.1})
+    model = EfficientNet(
         EFFICIENTNET_B0_BLOCKS,
         spatial_dims=2,
         in_channels=in_channels,
@@ -126,6 +129,12 @@ def efficientnet_b0(
         norm=norm,
         drop_connect_rate=0.2,
     )
+    if dp:
+        # Opacus' backward hooks forbid in-place activations on hooked outputs.
+        for module in model.modules():
+            if hasattr(module, "inplace"):
+                module.inplace = False
+    return model
 
 
 class ViTClassifier(nn.Module):
