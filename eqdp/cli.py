@@ -110,7 +110,9 @@ def run(
     ] = None,
     max_grad_norm: Annotated[
         float | None,
-        typer.Option(help="Per-sample clipping bound C \\[default: 1.0].", rich_help_panel=DP_PANEL),
+        typer.Option(
+            help="Per-sample clipping bound C \\[default: 1.0].", rich_help_panel=DP_PANEL
+        ),
     ] = None,
     physical_batch_size: Annotated[
         int | None,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from eqdp.benchmarks import dp as _dp  # noqa: F401  (registers "dp")
 from eqdp.benchmarks import standard as _standard  # noqa: F401  (registers "standard")
 from eqdp.benchmarks.base import BENCHMARKS, Benchmark, RunConfig, list_benchmarks
 from eqdp.results.checkpoints import save_checkpoint

@@ -1,0 +1,9 @@
+"""Opacus grad samplers for eqdp's equivariant layers, one file per layer.
+
+Importing this package registers them; ``import eqdp`` does.
+"""
+
+from eqdp.privacy.grad_sample.equivariant_conv import compute_equivariant_conv_grad_sample
+from eqdp.privacy.grad_sample.field_norm import compute_field_group_norm_grad_sample
+
+__all__ = ["compute_equivariant_conv_grad_sample", "compute_field_group_norm_grad_sample"]

@@ -1,0 +1,281 @@
+"""DP-SGD correctness: exact per-sample gradients, clipping, accounting, sampling."""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+from opacus import GradSampleModule, PrivacyEngine
+from opacus.accountants import RDPAccountant
+from opacus.utils.uniform_sampler import UniformWithReplacementSampler
+from opacus.validators import ModuleValidator
+from torch.utils.data import DataLoader, TensorDataset
+from typer.testing import CliRunner
+
+import eqdp
+from eqdp.benchmarks import RunConfig, run_benchmark
+from eqdp.cli import app
+from eqdp.privacy import poisson_loader, rdp_epsilon, spent_epsilon
+from eqdp.privacy.training import Schedule, average_over_views
+from eqdp.train import TrainConfig
+
+DP_MODELS = {
+    "cnn": {"width": 4},
+    "resnet18": {"width": 4},
+    "efficientnet-b0": {"image_size": 16},  # float64 depthwise convs are slow on CPU
+    "eq-cnn": {"widths": (2, 4)},
+    "eq-nasnet": {},
+}
+
+
+def deterministic(model: torch.nn.Module) -> torch.nn.Module:
+    """Switch off dropout and drop-connect so a batched and a looped pass agree."""
+    for module in model.modules():
+        if isinstance(module, torch.nn.Dropout):
+            module.p = 0.0
+        if hasattr(module, "drop_connect_rate"):
+            module.drop_connect_rate = 0.0
+    return model
+
+
+@pytest.mark.parametrize("name", sorted(DP_MODELS))
+def test_dp_variants_pass_opacus_validation(name: str) -> None:
+    model = eqdp.create_model(name, 3, 5, dp=True, **DP_MODELS[name])
+    assert ModuleValidator.validate(model, strict=False) == []
+
+
+@pytest.mark.parametrize("name", sorted(DP_MODELS))
+@pytest.mark.parametrize("batch", [0, 1, 3])
+def test_per_sample_gradients_equal_float64_loop(name: str, batch: int) -> None:
+    torch.manual_seed(0)
+    model = deterministic(eqdp.create_model(name, 1, 2, dp=True, **DP_MODELS[name])).double()
+    reference = copy.deepcopy(model)
+    wrapped = GradSampleModule(model, loss_reduction="sum")
+    size = DP_MODELS[name].get("image_size", 28)
+    images = torch.randn(batch, 1, size, size, dtype=torch.float64)
+    labels = torch.randint(0, 2, (batch,))
+    F.cross_entropy(wrapped(images), labels, reduction="sum").backward()
+    trainable = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    for _, parameter in trainable:
+        assert parameter.grad_sample.shape == (batch, *parameter.shape)
+    worst = 0.0
+    for i in range(batch):
+        reference.zero_grad()
+        F.cross_entropy(reference(images[i : i + 1]), labels[i : i + 1], reduction="sum").backward()
+        expected = dict(reference.named_parameters())
+        for parameter_name, parameter in trainable:
+            truth = expected[parameter_name].grad
+            error = (parameter.grad_sample[i] - truth).norm() / truth.norm().clamp_min(1e-30)
+            worst = max(worst, error.item())
+    assert worst <= 1e-5
+
+
+def test_clipping_bound_and_aggregate_update() -> None:
+    """Noise 0: the update equals the hand-clipped mean; each clipped norm is <= C."""
+    torch.manual_seed(0)
+    clip, batch = 0.05, 6
+    model = deterministic(eqdp.create_model("eq-cnn", 1, 2, dp=True, widths=(2, 4))).double()
+    images = torch.randn(batch, 1, 28, 28, dtype=torch.float64)
+    labels = torch.randint(0, 2, (batch,))
+
+    probe = GradSampleModule(copy.deepcopy(model), loss_reduction="mean")
+    F.cross_entropy(probe(images), labels).backward()
+    samples = [p.grad_sample for p in probe.parameters() if p.requires_grad]
+    norms = torch.stack([s.flatten(1).norm(dim=1) for s in samples], dim=1).norm(dim=1)
+    factors = (clip / norms).clamp(max=1.0)
+    assert (norms * factors <= clip + 1e-6).all()
+    assert (norms > clip).all()  # every sample is clipped: the test exercises clipping
+    expected = [torch.einsum("n,n...->...", factors, s) / batch for s in samples]
+
+    before = [p.detach().clone() for p in model.parameters() if p.requires_grad]
+    loader = DataLoader(TensorDataset(images, labels), batch_size=batch)
+    private, optimizer, _ = PrivacyEngine().make_private(
+        module=model,
+        optimizer=torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=1.0),
+        data_loader=loader,
+        noise_multiplier=0.0,
+        max_grad_norm=clip,
+        poisson_sampling=False,
+    )
+    optimizer.zero_grad()
+    F.cross_entropy(private(images), labels).backward()
+    optimizer.step()
+    after = [p.detach() for p in model.parameters() if p.requires_grad]
+    for old, new, grad in zip(before, after, expected, strict=True):
+        torch.testing.assert_close(old - new, grad, rtol=1e-5, atol=1e-9)
+
+
+def test_augmentation_multiplicity_averages_views_per_example() -> None:
+    class Holder:
+        params = [torch.nn.Parameter(torch.zeros(3))]
+
+    holder = Holder()
+    holder.params[0].grad_sample = torch.arange(12.0).reshape(4, 3)  # 2 examples x 2 views
+    average_over_views(holder, 2)
+    assert holder.params[0].grad_sample.tolist() == [[1.5, 2.5, 3.5], [7.5, 8.5, 9.5]]
+
+
+def test_sampling_is_poisson() -> None:
+    loader = poisson_loader(1000, 0.05, 40, torch.Generator().manual_seed(0))
+    assert isinstance(loader.batch_sampler, UniformWithReplacementSampler)
+    sizes = [len(batch) for batch in loader]
+    assert len(sizes) == 40 and len(set(sizes)) > 5
+    assert abs(sum(sizes) / len(sizes) - 50) < 8
+
+
+def test_schedule_sample_rate_matches_steps() -> None:
+    schedule = Schedule.for_run(n_train=4708, batch_size=512, epochs=3)
+    assert schedule.steps_per_epoch == 9 and schedule.total_steps == 27
+    assert schedule.sample_rate == 1 / 9
+
+
+@pytest.mark.parametrize(
+    ("noise", "rate", "steps", "delta"),
+    [(1.0, 0.01, 1000, 1e-5), (0.8, 0.1, 50, 1e-5), (2.0, 0.05, 300, 1e-6), (5.0, 0.5, 20, 1e-4)],
+)
+def test_independent_rdp_agrees_with_opacus(noise: float, rate: float, steps: int, delta: float):
+    accountant = RDPAccountant()
+    accountant.history = [(noise, rate, steps)]
+    theirs = accountant.get_epsilon(delta=delta)
+    ours = rdp_epsilon(noise, rate, steps, delta)
+    assert ours == pytest.approx(theirs, rel=0.01)
+    assert spent_epsilon("prv", noise, rate, steps, delta) <= ours * 1.001  # PRV is tighter
+
+
+def dp_config(synthetic_dir: Path, **options) -> RunConfig:
+    return RunConfig(
+        benchmark="dp",
+        model="eq-cnn",
+        dataset="breastmnist",
+        train=TrainConfig(epochs=2, batch_size=32),
+        device="cpu",
+        data_dir=str(synthetic_dir),
+        verify_md5=False,
+        model_kwargs={"widths": (2, 4)},
+        options=options,
+    )
+
+
+@pytest.mark.parametrize("accountant", ["prv", "rdp"])
+def test_record_epsilon_is_the_accountants(synthetic_dir: Path, tmp_path: Path, accountant: str):
+    record, path = run_benchmark(
+        dp_config(synthetic_dir, epsilon=8.0, delta=1e-3, accountant=accountant), tmp_path
+    )
+    privacy = json.loads(path.read_text())["privacy"]
+    assert privacy["private"] and privacy["target_epsilon"] == 8.0
+    assert privacy["epsilon"] <= 8.0
+    assert privacy["steps"] == 2 * 2 and privacy["sample_rate"] == 0.5  # 64 train / 32
+    recomputed = spent_epsilon(
+        accountant, privacy["noise_multiplier"], privacy["sample_rate"], privacy["steps"], 1e-3
+    )
+    assert privacy["epsilon"] == recomputed
+    independent = rdp_epsilon(
+        privacy["noise_multiplier"], privacy["sample_rate"], privacy["steps"], 1e-3
+    )
+    assert privacy["rdp_epsilon"] == pytest.approx(independent)
+    if accountant == "rdp":
+        assert privacy["epsilon"] == pytest.approx(independent, rel=0.01)
+    assert record["setting"].startswith("eps=8 ")
+
+
+def test_epsilon_inf_is_the_same_pipeline_without_noise(synthetic_dir: Path, tmp_path: Path):
+    record, _ = run_benchmark(dp_config(synthetic_dir, epsilon=math.inf), tmp_path)
+    privacy = record["privacy"]
+    assert privacy["private"] is False and privacy["noise_multiplier"] == 0.0
+    assert privacy["epsilon"] is None and privacy["sampling"] == "poisson"
+    assert record["setting"].startswith("eps=inf ")
+
+
+def test_aug_mult_run(synthetic_dir: Path, tmp_path: Path) -> None:
+    options = {"epsilon": 8.0, "aug_mult": 2, "accountant": "rdp"}
+    record, _ = run_benchmark(dp_config(synthetic_dir, **options), tmp_path)
+    assert record["privacy"]["aug_mult"] == 2
+
+
+def test_d4_invariance_survives_noisy_dp_steps() -> None:
+    torch.manual_seed(0)
+    model = eqdp.create_model("eq-nasnet", 1, 2, dp=True)
+    images = torch.randn(16, 1, 28, 28)
+    labels = torch.randint(0, 2, (16,))
+    private, optimizer, _ = PrivacyEngine().make_private(
+        module=model,
+        optimizer=torch.optim.SGD(model.parameters(), lr=0.5),
+        data_loader=DataLoader(TensorDataset(images, labels), batch_size=16),
+        noise_multiplier=1.0,
+        max_grad_norm=1.0,
+        poisson_sampling=False,
+    )
+    before = [p.detach().clone() for p in model.parameters()]
+    for _ in range(4):
+        optimizer.zero_grad()
+        F.cross_entropy(private(images), labels).backward()
+        optimizer.step()
+    changed = [not torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True)]
+    assert any(changed)
+    fresh = eqdp.create_model("eq-nasnet", 1, 2, dp=True).eval()
+    fresh.load_state_dict(model.state_dict())  # evaluate an unwrapped copy
+    x = torch.randn(3, 1, 28, 28)
+    with torch.no_grad():
+        reference = fresh(x)
+        for k in range(4):
+            for flip in (False, True):
+                moved = torch.rot90(x, k, (2, 3))
+                moved = moved.flip(3) if flip else moved
+                assert (fresh(moved) - reference).abs().max() <= 1e-4
+
+
+runner = CliRunner()
+
+
+def dp_args(synthetic_dir: Path, results: Path, *extra: str) -> list[str]:
+    return [
+        "run", "dp", "--model", "eq-cnn", "--dataset", "breastmnist", "--epochs", "1",
+        "--batch-size", "32", "--device", "cpu", "--no-verify-md5",
+        "--data-dir", str(synthetic_dir), "--results-dir", str(results), *extra,
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (("--epsilon", "0"), "epsilon must be > 0 (or inf), got 0"),
+        (("--epsilon", "8,-1"), "epsilon must be > 0 (or inf), got -1"),
+        (("--epsilon", "abc"), "epsilon 'abc' is not a valid value"),
+        (("--epsilon", "1", "--delta", "0"), "delta must be in (0, 1/N_train)"),
+        (("--epsilon", "1", "--delta", "0.01"), "delta must be in (0, 1/N_train)"),
+        (("--epsilon", "1", "--max-grad-norm", "0"), "max grad norm must be a finite number > 0"),
+        (("--epsilon", "1", "--physical-batch-size", "64"), "physical batch size 64 is larger"),
+        (("--epsilon", "1", "--noise-multiplier", "1"), "not both"),
+        (("--epsilon", "1", "--accountant", "gdp"), "unknown accountant 'gdp'"),
+        ((), "needs --epsilon"),
+        (("--epsilon", "1", "--fraction", "0.5"), "takes no option(s) ['fraction']"),
+    ],
+)
+def test_dp_bad_input(synthetic_dir: Path, tmp_path: Path, extra: tuple, message: str) -> None:
+    result = runner.invoke(app, dp_args(synthetic_dir, tmp_path, *extra))
+    assert result.exit_code == 2, result.output
+    assert message in result.output
+    assert not list(tmp_path.rglob("*.json"))
+
+
+def test_dp_refuses_vit_before_training(synthetic_dir: Path, tmp_path: Path) -> None:
+    args = dp_args(synthetic_dir, tmp_path, "--epsilon", "1")
+    args[args.index("eq-cnn")] = "vit"
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2 and "cannot be trained under DP-SGD" in result.output
+
+
+def test_dp_cli_sweep_writes_one_record_per_epsilon_and_seed(synthetic_dir: Path, tmp_path: Path):
+    result = runner.invoke(
+        app, dp_args(synthetic_dir, tmp_path, "--epsilon", "4,inf", "--seed", "0,1")
+    )
+    assert result.exit_code == 0, result.output
+    records = [json.loads(p.read_text()) for p in tmp_path.rglob("*.json")]
+    assert sorted((r["privacy"]["target_epsilon"] or math.inf, r["seed"]) for r in records) == [
+        (4.0, 0), (4.0, 1), (math.inf, 0), (math.inf, 1)
+    ]  # fmt: skip
