@@ -9,6 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from eqdp.cli import app
+from eqdp.errors import EqdpError
 from eqdp.results import write_record
 from tests.test_records import make_record
 
@@ -143,3 +144,17 @@ def test_bad_input_one_line_error_nothing_written(
     assert "Traceback" not in result.output and len(result.output.strip().splitlines()) == 1
     assert sorted(tmp_path.rglob("*.json")) == before
     assert not (tmp_path / "checkpoints").exists()
+
+
+def test_committed_suite_files_expand(tmp_path: Path) -> None:
+    from eqdp.benchmarks.suite import load_suite, suite_configs
+
+    root = Path(__file__).resolve().parents[1] / "benchmarks"
+    low = list(suite_configs(load_suite(root / "low-data-cpu.toml")))
+    assert len(low) == 2 * 5 * 6 * 3 and {c.options["fraction"] for c in low} >= {0.01, 1.0}
+    augmented = list(suite_configs(load_suite(root / "geometric-augment-cpu.toml")))
+    assert {c.train.augment for c in augmented} == {"d4"}
+    for name in ("adversarial-cpu.toml", "geometric-cpu.toml"):
+        suite = load_suite(root / name)
+        with pytest.raises(EqdpError, match="no finished standard record for cnn"):
+            list(suite_configs(suite, results_root=tmp_path))
