@@ -69,6 +69,7 @@ def test_from_run_evaluates_a_finished_checkpoint(synthetic_dir: Path, tmp_path:
     ):
         args = run_args(benchmark, synthetic_dir, tmp_path, "--from-run", source["run_id"], *extra)
         args[args.index("--epochs") + 1] = "100"  # ignored: nothing is trained
+        args += ["--seed", "5"]  # ignored too: the record takes the source's seed
         result = invoke(*args)
         assert result.exit_code == 0, result.output
         (record,) = records_under(tmp_path, benchmark)
@@ -76,7 +77,7 @@ def test_from_run_evaluates_a_finished_checkpoint(synthetic_dir: Path, tmp_path:
         assert record["metrics"] == source["metrics"]
         assert record["best_epoch"] == source["best_epoch"] and record["history"] == []
         assert record["config"]["train"] == source["config"]["train"]
-        assert record["setting"] == source["setting"]
+        assert record["setting"] == source["setting"] and record["seed"] == source["seed"]
         assert record["timing"]["train_seconds"] == 0.0
     (geometric,) = records_under(tmp_path, "geometric")
     assert geometric["geometric"]["transforms"][0]["acc"] == source["metrics"]["test"]["acc"]

@@ -94,8 +94,10 @@ def _load(config: RunConfig, source: dict) -> Prepared:
     device = select_device(config.device)
     data = load_dataset(config.dataset, config.size, config.data_dir, config.verify_md5)
     model_kwargs = dict(source["config"].get("model_kwargs", {}))
-    # The record's config describes how these weights were trained: the source's.
-    config = replace(config, train=train_config_of(source), model_kwargs=model_kwargs)
+    # The record describes how these weights came about: the source's seed, recipe, kwargs.
+    config = replace(
+        config, seed=int(source["seed"]), train=train_config_of(source), model_kwargs=model_kwargs
+    )
     model = create_model(
         config.model,
         data.n_channels,
