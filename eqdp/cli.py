@@ -151,7 +151,10 @@ def run(
     ] = None,
     attack: Annotated[
         str | None,
-        typer.Option(help="Attacks, comma list (see the guide).", rich_help_panel=ROBUST_PANEL),
+        typer.Option(
+            help="Attacks, comma list: fgsm, pgd-linf, pgd-l2 \\[default: all three].",
+            rich_help_panel=ROBUST_PANEL,
+        ),
     ] = None,
     eps: Annotated[
         str | None,
