@@ -151,7 +151,10 @@ def run(
     ] = None,
     attack: Annotated[
         str | None,
-        typer.Option(help="Attacks, comma list (see the guide).", rich_help_panel=ROBUST_PANEL),
+        typer.Option(
+            help="Attacks, comma list: fgsm, pgd-linf, pgd-l2 \\[default: all three].",
+            rich_help_panel=ROBUST_PANEL,
+        ),
     ] = None,
     eps: Annotated[
         str | None,
@@ -218,6 +221,7 @@ def run(
                     data_dir=str(data_dir) if data_dir else None,
                     verify_md5=verify_md5,
                     options={k: v for k, v in options.items() if v is not None},
+                    results_dir=str(results_dir) if results_dir else None,
                 )
             )
         # Validate every configuration before the first run starts: a bad value in
@@ -244,11 +248,11 @@ def _run_with_progress(config: RunConfig, results_dir: Path | None) -> None:
 
         def on_epoch(stats: EpochStats) -> None:
             status = f"loss {stats.train_loss:.4f}  val AUC {stats.val_auc:.3f}"
-            progress.update(task, advance=1, status=status)
+            # low-data may train for more epochs than asked (see its epoch rule)
+            total = max(config.train.epochs, stats.epoch)
+            progress.update(task, advance=1, total=total, status=status)
             if not errors.is_terminal:
-                errors.print(
-                    f"{label}: epoch {stats.epoch}/{config.train.epochs} {status}", soft_wrap=True
-                )
+                errors.print(f"{label}: epoch {stats.epoch}/{total} {status}", soft_wrap=True)
 
         record, path = run_benchmark(config, results_dir, on_epoch)
     test = record["metrics"]["test"]
@@ -272,6 +276,9 @@ def suite(
         Path | None, typer.Option(help="Where records go \\[env: EQDP_RESULTS_DIR; ./results].")
     ] = None,
     dry_run: Annotated[bool, typer.Option(help="Only list what would run.")] = False,
+    verify_md5: Annotated[
+        bool, typer.Option(help="Check the data file's MD5 against medmnist.INFO.")
+    ] = True,
 ) -> None:
     """Run every configuration of a declarative suite; runs already recorded are skipped.
 
@@ -281,15 +288,23 @@ def suite(
     def body() -> None:
         from eqdp.benchmarks.suite import is_finished, load_suite, suite_configs
 
-        configs = list(suite_configs(load_suite(file), str(data_dir) if data_dir else None, device))
+        suite_file = load_suite(file)
+        data = str(data_dir) if data_dir else None
+        configs = list(suite_configs(suite_file, data, device, results_dir, verify_md5))
         done = load_records(results_dir, on_skip=None)
         pending = [c for c in configs if not is_finished(c, done)]
+        # As in `run`: a bad configuration must fail before the first run writes anything.
+        for config in pending:
+            BENCHMARKS.get(config.benchmark).check(config)
         console.print(
             f"{file}: {len(configs)} runs, {len(configs) - len(pending)} already recorded"
         )
         for index, config in enumerate(pending, 1):
+            extra = " ".join(f"{k}={v}" for k, v in config.options.items())
             console.print(
                 f"[{index}/{len(pending)}] {config.model} {config.dataset} seed {config.seed}"
+                + (f" {extra}" if extra else ""),
+                soft_wrap=True,
             )
             if not dry_run:
                 _run_with_progress(config, results_dir)
@@ -443,6 +458,38 @@ def readme(
         if check and not fresh:
             raise EqdpError(f"result tables in {file} are out of date; run `eqdp readme {file}`")
         console.print(f"{file}: result tables {'up to date' if fresh else 'regenerated'}")
+
+    guarded(body)
+
+
+@app.command()
+def plot(
+    kind: Annotated[str, typer.Argument(help="low-data, adversarial, geometric or dp.")],
+    dataset: Annotated[str | None, typer.Option(help="Only this dataset.")] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="Output file (.png, .svg or .pdf) \\[default: KIND.png].")
+    ] = None,
+    metric: Annotated[str, typer.Option(help="acc or auc.")] = "acc",
+    results_dir: Annotated[
+        Path | None, typer.Option(help="Records folder \\[env: EQDP_RESULTS_DIR; ./results].")
+    ] = None,
+) -> None:
+    """Plot test ACC/AUC vs fraction, attack eps, rotation angle or epsilon from the records.
+
+    Example: [bold]eqdp plot low-data --dataset breastmnist --out low-data.svg[/]
+    """
+
+    def body() -> None:
+        from eqdp.report.plots import PLOT_KINDS, plot_records
+
+        if kind not in PLOT_KINDS:
+            raise unknown_choice("plot", kind, PLOT_KINDS)
+        if dataset is not None and dataset not in FLAGS_2D:
+            raise unknown_choice("dataset", dataset, FLAGS_2D)
+        target = out or Path(f"{kind}{'-' + dataset if dataset else ''}.png")
+        records = load_records(results_dir, on_skip=None)
+        path = plot_records(kind, records, target, metric=metric, dataset=dataset)
+        console.print(f"wrote {path}")
 
     guarded(body)
 

@@ -46,6 +46,22 @@ def accuracy(task: str, y_true: np.ndarray, y_score: np.ndarray, threshold: floa
     return float(accuracy_score(y_true, np.argmax(y_score, axis=-1)))
 
 
+def correct_fraction(
+    task: str, y_true: np.ndarray, y_score: np.ndarray, threshold: float = 0.5
+) -> np.ndarray:
+    """Per example, the fraction of its labels predicted right (0 or 1 unless multi-label).
+
+    Uses the decision rule of ``accuracy``, so ``correct_fraction(...).mean()`` equals it.
+    """
+    y_true, y_score = np.asarray(y_true), np.asarray(y_score)
+    y_true = y_true.reshape(len(y_true), -1)
+    if task == "multi-label, binary-class":
+        return ((y_score > threshold) == y_true).mean(axis=1)
+    if task == "binary-class":
+        return ((_binary_positive_score(y_score) > threshold) == y_true[:, 0]).astype(float)
+    return (np.argmax(y_score, axis=-1) == y_true[:, 0]).astype(float)
+
+
 def evaluate(task: str, y_true: np.ndarray, y_score: np.ndarray) -> dict[str, float]:
     """``{"acc", "auc"}`` for labels ``(N, L)`` and scores (probabilities) ``(N, K)``.
 

@@ -4,8 +4,13 @@ import os
 from pathlib import Path
 
 import pytest
+import torch
 
 from eqdp.data import make_synthetic_npz
+
+# Tiny test models gain nothing from intra-op threads, and on a 2-core machine shared
+# with training jobs OpenMP's spin-waiting made a training step ~50x slower.
+torch.set_num_threads(1)
 
 # Captured before the autouse fixture clears the variable: CI points it at ../shared/medmnist.
 _REAL_DATA_CANDIDATES = [

@@ -253,7 +253,8 @@ def dp_args(synthetic_dir: Path, results: Path, *extra: str) -> list[str]:
         (("--epsilon", "1", "--noise-multiplier", "1"), "not both"),
         (("--epsilon", "1", "--accountant", "gdp"), "unknown accountant 'gdp'"),
         ((), "needs --epsilon"),
-        (("--epsilon", "1", "--fraction", "0.5"), "takes no option(s) ['fraction']"),
+        (("--epsilon", "1", "--attack", "fgsm"), "takes no option(s) ['attacks']"),
+        (("--epsilon", "1", "--fraction", "0.001"), "fraction"),
     ],
 )
 def test_dp_bad_input(synthetic_dir: Path, tmp_path: Path, extra: tuple, message: str) -> None:
@@ -279,3 +280,12 @@ def test_dp_cli_sweep_writes_one_record_per_epsilon_and_seed(synthetic_dir: Path
     assert sorted((r["privacy"]["target_epsilon"] or math.inf, r["seed"]) for r in records) == [
         (4.0, 0), (4.0, 1), (math.inf, 0), (math.inf, 1)
     ]  # fmt: skip
+
+
+def test_dp_on_a_stratified_subset_accounts_for_the_subset(synthetic_dir: Path, tmp_path: Path):
+    # delta 0.02 is >= 1/64 (full split) but < 1/32 (the half subset): valid only on the subset
+    options = {"epsilon": 8.0, "fraction": 0.5, "accountant": "rdp", "delta": 0.02}
+    record, _ = run_benchmark(dp_config(synthetic_dir, **options), tmp_path)
+    assert record["low_data"]["n_train"] == record["privacy"]["n_train"] == 32
+    assert record["privacy"]["sample_rate"] == 1.0  # 32 examples, logical batch 32
+    assert "fraction=0.5" in record["setting"]

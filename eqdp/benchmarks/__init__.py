@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
-from eqdp.benchmarks import dp as _dp  # noqa: F401  (registers "dp")
+from eqdp.benchmarks import adversarial as _adversarial  # noqa: F401  (registers the rest)
+from eqdp.benchmarks import dp as _dp  # noqa: F401
+from eqdp.benchmarks import geometric as _geometric  # noqa: F401
+from eqdp.benchmarks import low_data as _low_data  # noqa: F401
 from eqdp.benchmarks import standard as _standard  # noqa: F401  (registers "standard")
 from eqdp.benchmarks.base import BENCHMARKS, Benchmark, RunConfig, list_benchmarks
 from eqdp.results.checkpoints import save_checkpoint
@@ -17,7 +21,13 @@ def run_benchmark(
     results_root: str | Path | None = None,
     on_epoch: EpochCallback | None = None,
 ) -> tuple[dict, Path]:
-    """Run one configuration; write its checkpoint and then its record. Returns both."""
+    """Run one configuration; write its checkpoint and then its record. Returns both.
+
+    A source run (``options["from_run"]``) is looked up in ``config.results_dir``,
+    or where this record goes when that is unset.
+    """
+    if config.results_dir is None and results_root is not None:
+        config = replace(config, results_dir=str(results_root))
     benchmark = BENCHMARKS.get(config.benchmark)
     benchmark.check(config)
     record, state = benchmark.run(config, on_epoch)

@@ -29,6 +29,8 @@ class RunConfig:
     verify_md5: bool = True
     model_kwargs: dict[str, Any] = field(default_factory=dict)
     options: dict[str, Any] = field(default_factory=dict)  # benchmark-specific
+    # Where --from-run looks up its source record (None: EQDP_RESULTS_DIR, then ./results).
+    results_dir: str | None = None
 
     def __post_init__(self) -> None:
         check_flag(self.dataset)
@@ -36,7 +38,8 @@ class RunConfig:
 
     def as_dict(self) -> dict[str, Any]:
         values = asdict(self)
-        values.pop("data_dir")  # a local path says nothing about the result
+        values.pop("data_dir")  # local paths say nothing about the result
+        values.pop("results_dir")
         return values
 
 
@@ -44,6 +47,15 @@ def accept_no_options(config: RunConfig) -> None:
     if config.options:
         raise EqdpError(
             f"benchmark {config.benchmark!r} takes no option(s) {sorted(config.options)}"
+        )
+
+
+def accept_options(config: RunConfig, allowed: tuple[str, ...]) -> None:
+    unknown = sorted(set(config.options) - set(allowed))
+    if unknown:
+        raise EqdpError(
+            f"benchmark {config.benchmark!r} takes no option(s) {unknown}; "
+            f"it takes: {', '.join(allowed)}"
         )
 
 

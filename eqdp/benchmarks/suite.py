@@ -12,17 +12,29 @@ Example (benchmarks/standard-cpu.toml)::
 
     [datasets.breastmnist]
     epochs = 10        # per-dataset TrainConfig overrides
+
+Optional keys:
+
+- ``[options]``: benchmark options shared by every run (e.g. ``attacks = ["fgsm"]``).
+- ``[sweep]``: options given as lists, one run per value (per combination if
+  several), e.g. ``fraction = [0.01, 0.1, 1.0]`` for the low-data benchmark.
+- ``from_benchmark = "standard"``: instead of training, evaluate the checkpoint
+  of every finished record of that benchmark with the same dataset, size, model
+  and seed (one ``--from-run`` run each; ``[train]`` is then the source's). A
+  (dataset, model, seed) without such a record is an error.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import sys
 from collections.abc import Iterator
-from dataclasses import fields
+from dataclasses import fields, replace
 from pathlib import Path
 
 from eqdp.benchmarks.base import BENCHMARKS, RunConfig
+from eqdp.benchmarks.pretrained import train_config_of
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -30,6 +42,7 @@ else:  # pragma: no cover
     import tomli as tomllib
 from eqdp.errors import EqdpError
 from eqdp.models import MODELS
+from eqdp.results.records import load_records, results_dir
 from eqdp.train import TrainConfig
 
 TRAIN_FIELDS = {f.name for f in fields(TrainConfig)}
@@ -58,28 +71,76 @@ def _train_config(values: dict, where: str) -> TrainConfig:
     return TrainConfig(**values)
 
 
+def _sweep(suite: dict) -> list[dict]:
+    """Every combination of the ``[sweep]`` option lists (one empty dict without a sweep)."""
+    sweep = suite.get("sweep", {})
+    for name, values in sweep.items():
+        if not isinstance(values, list) or not values:
+            raise EqdpError(f"suite sweep {name!r} must be a non-empty list, got {values!r}")
+    return [
+        dict(zip(sweep, combination, strict=True))
+        for combination in itertools.product(*sweep.values())
+    ]
+
+
 def suite_configs(
-    suite: dict, data_dir: str | None = None, device: str = "auto"
+    suite: dict,
+    data_dir: str | None = None,
+    device: str = "auto",
+    results_root: str | Path | None = None,
+    verify_md5: bool = True,
 ) -> Iterator[RunConfig]:
-    """Run configurations in execution order: dataset, then model, then seed."""
+    """Run configurations in execution order: dataset, model, sweep values, seed."""
     benchmark = BENCHMARKS.get(suite["benchmark"]).name
     shared = suite.get("train", {})
+    options = dict(suite.get("options", {}))
+    swept = _sweep(suite)
+    source = suite.get("from_benchmark")
+    records = load_records(results_root, on_skip=None) if source else []
     for dataset, overrides in suite["datasets"].items():
         train = _train_config({**shared, **overrides}, f"suite dataset {dataset}")
         for model in suite["models"]:
             MODELS.get(model)
-            for seed in suite["seeds"]:
-                yield RunConfig(
-                    benchmark=benchmark,
-                    model=model,
-                    dataset=dataset,
-                    size=int(suite.get("size", 28)),
-                    seed=int(seed),
-                    train=train,
-                    device=device,
-                    data_dir=data_dir,
-                    options=dict(suite.get("options", {})),
-                )
+            for values in swept:
+                for seed in suite["seeds"]:
+                    config = RunConfig(
+                        benchmark=benchmark,
+                        model=model,
+                        dataset=dataset,
+                        size=int(suite.get("size", 28)),
+                        seed=int(seed),
+                        train=train,
+                        device=device,
+                        data_dir=data_dir,
+                        verify_md5=verify_md5,
+                        options={**options, **values},
+                        results_dir=str(results_root) if results_root else None,
+                    )
+                    if source is None:
+                        yield config
+                    else:
+                        yield from _from_run_configs(config, source, records, results_root)
+
+
+def _from_run_configs(
+    config: RunConfig, source: str, records: list[dict], results_root: str | Path | None
+) -> Iterator[RunConfig]:
+    """One from-run configuration per finished ``source`` record matching ``config``."""
+    wanted = {"benchmark": source, "dataset": config.dataset, "size": config.size}
+    wanted |= {"model": config.model, "seed": config.seed}
+    matches = [r for r in records if all(r[k] == v for k, v in wanted.items())]
+    if not matches:
+        raise EqdpError(
+            f"suite: no finished {source} record for {config.model} on {config.dataset} "
+            f"({config.size}px) seed {config.seed} under {results_dir(results_root)}"
+        )
+    for record in sorted(matches, key=lambda r: r["created_at"]):
+        yield replace(
+            config,
+            train=train_config_of(record),
+            model_kwargs=dict(record["config"].get("model_kwargs", {})),
+            options={**config.options, "from_run": record["run_id"]},
+        )
 
 
 def _run_key(record_like: dict) -> str:
