@@ -21,6 +21,7 @@ import eqdp
 from eqdp.benchmarks import RunConfig, run_benchmark
 from eqdp.cli import app
 from eqdp.privacy import poisson_loader, rdp_epsilon, spent_epsilon
+from eqdp.privacy.grad_sample.equivariant_conv import skip_batch_filter_gradients
 from eqdp.privacy.training import Schedule, average_over_views
 from eqdp.train import TrainConfig
 
@@ -55,6 +56,7 @@ def test_per_sample_gradients_equal_float64_loop(name: str, batch: int) -> None:
     torch.manual_seed(0)
     model = deterministic(eqdp.create_model(name, 1, 2, dp=True, **DP_MODELS[name])).double()
     reference = copy.deepcopy(model)
+    skip_batch_filter_gradients(model)  # as in DP training: the grad sampler alone counts
     wrapped = GradSampleModule(model, loss_reduction="sum")
     size = DP_MODELS[name].get("image_size", 28)
     images = torch.randn(batch, 1, size, size, dtype=torch.float64)
@@ -289,3 +291,15 @@ def test_dp_on_a_stratified_subset_accounts_for_the_subset(synthetic_dir: Path, 
     assert record["low_data"]["n_train"] == record["privacy"]["n_train"] == 32
     assert record["privacy"]["sample_rate"] == 1.0  # 32 examples, logical batch 32
     assert "fraction=0.5" in record["setting"]
+
+
+def test_skipping_batch_filter_gradients_changes_no_forward_value() -> None:
+    torch.manual_seed(0)
+    model = deterministic(eqdp.create_model("eq-nasnet", 1, 2, dp=True))
+    x = torch.randn(4, 1, 28, 28)
+    plain = model(x)
+    skip_batch_filter_gradients(model)
+    assert torch.equal(model(x), plain)
+    skip_batch_filter_gradients(model, enabled=False)
+    F.cross_entropy(model(x), torch.zeros(4, dtype=torch.long)).backward()
+    assert all(p.grad.abs().sum() > 0 for p in model.parameters() if p.requires_grad)

@@ -22,6 +22,7 @@ from opacus import PrivacyEngine
 from torch.utils.data import DataLoader, TensorDataset
 
 import eqdp
+from eqdp.privacy.grad_sample.equivariant_conv import skip_batch_filter_gradients
 
 
 def peak_memory_mb(device: torch.device) -> float:
@@ -58,6 +59,7 @@ def measure(name: str, batch_size: int, steps: int, device: torch.device) -> dic
     nonprivate = time_steps(plain_step, steps, device)
 
     private_model = eqdp.create_model(name, 1, 2, dp=True).to(device)
+    skip_batch_filter_gradients(private_model)
     loader = DataLoader(TensorDataset(images.cpu(), labels.cpu()), batch_size=batch_size)
     engine = PrivacyEngine()
     private_model, dp_optimizer, _ = engine.make_private(

@@ -27,6 +27,7 @@ from eqdp.data import BatchAugmenter, MedMNISTData
 from eqdp.errors import EqdpError
 from eqdp.privacy.accounting import calibrate_noise, rdp_epsilon, spent_epsilon
 from eqdp.privacy.config import DPConfig
+from eqdp.privacy.grad_sample.equivariant_conv import skip_batch_filter_gradients
 from eqdp.train import (
     EpochCallback,
     EpochStats,
@@ -118,6 +119,7 @@ def fit_private(
         noise, clip = 0.0, UNBOUNDED_NORM
 
     model.to(device)
+    skip_batch_filter_gradients(model)  # per-sample gradients replace the batch ones
     data = data.to(device)
     eval_model = make_eval_model().to(device)
     trainable = [p for p in model.parameters() if p.requires_grad]

@@ -79,8 +79,20 @@ class EquivariantConv2d(nn.Module):
         # regular and trivial fields.
         return None if self.bias is None else self.bias.repeat_interleave(self.out_size)
 
+    # Set by DP training (see eqdp.privacy.grad_sample): the coefficients' gradient then
+    # comes only from the per-sample grad sampler, so autograd skips the batch filter
+    # gradient it would otherwise compute and throw away.
+    per_sample_gradients_only: bool = False
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.conv2d(x, self.expanded_filter(), self.expanded_bias(), padding=self.padding)
+        if not (self.per_sample_gradients_only and self.training and torch.is_grad_enabled()):
+            return F.conv2d(x, self.expanded_filter(), self.expanded_bias(), padding=self.padding)
+        with torch.no_grad():
+            filter_ = self.expanded_filter()
+        output = F.conv2d(x, filter_, self.expanded_bias(), padding=self.padding)
+        # A zero that depends on the coefficients keeps the output in the graph (the
+        # first layer's input needs no gradient), so Opacus' backward hook still fires.
+        return output + 0.0 * self.weight.sum()
 
     def extra_repr(self) -> str:
         return (

@@ -48,3 +48,15 @@ def compute_equivariant_conv_grad_sample(
         per_channel = backprops.sum(dim=(2, 3))
         gradients[layer.bias] = per_channel.reshape(n, layer.out_fields, layer.out_size).sum(-1)
     return gradients
+
+
+def skip_batch_filter_gradients(model: nn.Module, enabled: bool = True) -> None:
+    """Let every EquivariantConv2d of ``model`` skip autograd's batch filter gradient.
+
+    Only valid while Opacus computes per-sample gradients for the model: the
+    coefficients' ``.grad`` from autograd becomes 0 and the DP optimizer replaces
+    it with the clipped, noised sum of per-sample gradients.
+    """
+    for module in model.modules():
+        if isinstance(module, EquivariantConv2d):
+            module.per_sample_gradients_only = enabled
