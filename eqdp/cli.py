@@ -279,8 +279,16 @@ def suite(
     verify_md5: Annotated[
         bool, typer.Option(help="Check the data file's MD5 against medmnist.INFO.")
     ] = True,
+    only_dataset: Annotated[
+        str | None, typer.Option("--dataset", help="Run only these datasets (comma list).")
+    ] = None,
+    only_model: Annotated[
+        str | None, typer.Option("--model", help="Run only these models (comma list).")
+    ] = None,
 ) -> None:
     """Run every configuration of a declarative suite; runs already recorded are skipped.
+
+    --dataset/--model split a suite into parts that separate processes can run.
 
     Example: [bold]eqdp suite benchmarks/standard-cpu.toml --dry-run[/]
     """
@@ -291,6 +299,10 @@ def suite(
         suite_file = load_suite(file)
         data = str(data_dir) if data_dir else None
         configs = list(suite_configs(suite_file, data, device, results_dir, verify_md5))
+        if only_dataset:
+            configs = [c for c in configs if c.dataset in only_dataset.split(",")]
+        if only_model:
+            configs = [c for c in configs if c.model in only_model.split(",")]
         done = load_records(results_dir, on_skip=None)
         pending = [c for c in configs if not is_finished(c, done)]
         # As in `run`: a bad configuration must fail before the first run writes anything.
