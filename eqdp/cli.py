@@ -440,10 +440,11 @@ def leaderboard(
             sys.stdout.write(board.to_json(rows))
         else:
             table = Table(title=f"eqdp leaderboard ({len(chosen)} records)")
-            for column in board.TABLE_HEADER:
+            header, cells = board.display_table(rows)
+            for column in header:
                 table.add_column(column)
-            for row in rows:
-                table.add_row(*board.display_cells(row))
+            for line in cells:
+                table.add_row(*line)
             console.print(table)
 
     guarded(body)

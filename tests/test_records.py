@@ -92,3 +92,22 @@ def test_aggregate_mean_std_and_sorting() -> None:
     assert "0.700 ± 0.141" in to_markdown(rows)
     assert to_csv(rows).splitlines()[0].startswith("benchmark,dataset,size,model,setting")
     assert json.loads(to_json(rows))[0]["model"] == "eq-nasnet"
+
+
+def test_dp_rows_carry_epsilon_and_pivot_into_a_privacy_utility_table() -> None:
+    from eqdp.results.leaderboard import privacy_utility_markdown
+
+    def dp_record(seed: int, epsilon: float | None, auc: float) -> dict:
+        privacy = {"private": epsilon is not None, "target_epsilon": epsilon, "epsilon": epsilon}
+        return make_record(
+            seed, auc, "eq-nasnet", benchmark="dp", privacy=privacy, setting=f"eps={epsilon}"
+        )
+
+    records = [dp_record(s, e, a) for s in (0, 1, 2) for e, a in ((1.0, 0.6), (None, 0.9))]
+    rows = aggregate(records)
+    assert [r.epsilon for r in rows] == [1.0, math.inf]
+    assert "| ε |" in to_markdown(rows) and "| ∞ |" in to_markdown(rows)
+    table = privacy_utility_markdown(records)
+    assert "| dataset | model | ε = 1 | ε = ∞ |" in table
+    assert "| breastmnist (28) | eq-nasnet | 0.600 ± 0.000 | 0.900 ± 0.000 |" in table
+    assert "ε" not in to_markdown(aggregate([make_record()]))

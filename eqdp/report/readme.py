@@ -16,7 +16,12 @@ import re
 from collections.abc import Callable
 from pathlib import Path
 
-from eqdp.results.leaderboard import aggregate, filter_records, to_markdown
+from eqdp.results.leaderboard import (
+    aggregate,
+    filter_records,
+    privacy_utility_markdown,
+    to_markdown,
+)
 from eqdp.results.records import load_records
 
 BLOCK = re.compile(
@@ -24,7 +29,7 @@ BLOCK = re.compile(
 )
 
 Renderer = Callable[[list[dict]], str]
-RENDERERS: dict[str, Renderer] = {}
+RENDERERS: dict[str, Renderer] = {"dp": privacy_utility_markdown}
 
 
 def default_renderer(records: list[dict]) -> str:

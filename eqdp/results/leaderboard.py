@@ -29,6 +29,7 @@ class LeaderboardRow:
     params: int
     macs: int
     train_seconds_mean: float
+    epsilon: float | None = None  # target epsilon of DP runs (inf: non-private reference)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -55,6 +56,7 @@ def aggregate(records: list[dict]) -> list[LeaderboardRow]:
         acc = _mean_std([m["metrics"]["test"]["acc"] for m in members])
         seconds = _mean_std([m["timing"]["train_seconds"] for m in members])[0]
         info = members[0]["model_info"]
+        privacy = members[0].get("privacy")
         rows.append(
             LeaderboardRow(
                 *key,
@@ -66,10 +68,54 @@ def aggregate(records: list[dict]) -> list[LeaderboardRow]:
                 params=int(info.get("params", 0)),
                 macs=int(info.get("macs", 0)),
                 train_seconds_mean=seconds,
+                epsilon=target_epsilon(privacy) if privacy is not None else None,
             )
         )
-    rows.sort(key=lambda r: (r.benchmark, r.dataset, r.size, -_sortable(r.test_auc_mean)))
+    rows.sort(
+        key=lambda r: (
+            r.benchmark,
+            r.dataset,
+            r.size,
+            r.epsilon or 0.0,
+            -_sortable(r.test_auc_mean),
+        )
+    )
     return rows
+
+
+def target_epsilon(privacy: dict) -> float:
+    """The budget a DP record was run at; inf for the noiseless reference."""
+    if privacy.get("target_epsilon") is not None:
+        return float(privacy["target_epsilon"])
+    return float(privacy["epsilon"]) if privacy.get("private") else math.inf
+
+
+def format_epsilon(value: float | None) -> str:
+    if value is None:
+        return "–"
+    return "∞" if math.isinf(value) else f"{value:g}"
+
+
+def privacy_utility_markdown(records: list[dict], metric: str = "auc") -> str:
+    """One row per (dataset, model), one column per target epsilon: test metric mean ± std."""
+    rows = [r for r in aggregate(records) if r.epsilon is not None]
+    if not rows:
+        return "_No records yet._\n"
+    budgets = sorted({r.epsilon for r in rows})
+    cells: dict[tuple[str, str], dict[float, str]] = {}
+    for row in rows:
+        mean = getattr(row, f"test_{metric}_mean")
+        std = getattr(row, f"test_{metric}_std")
+        seeds = "" if row.n_seeds >= 3 else f" (n={row.n_seeds})"
+        cells.setdefault((f"{row.dataset} ({row.size})", row.model), {})[row.epsilon] = (
+            pm(mean, std) + seeds
+        )
+    header = ["dataset", "model"] + [f"ε = {format_epsilon(b)}" for b in budgets]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for (dataset, model), by_budget in sorted(cells.items()):
+        values = [by_budget.get(b, "–") for b in budgets]
+        lines.append("| " + " | ".join([dataset, model, *values]) + " |")
+    return "\n".join(lines) + "\n"
 
 
 def _sortable(value: float) -> float:
@@ -88,7 +134,7 @@ def human_count(value: int) -> str:
 
 
 TABLE_HEADER = (
-    "benchmark", "dataset", "model", "setting", "seeds",
+    "benchmark", "dataset", "model", "setting", "ε", "seeds",
     "test AUC", "test ACC", "params", "MACs", "train s",
 )  # fmt: skip
 
@@ -99,6 +145,7 @@ def display_cells(row: LeaderboardRow) -> list[str]:
         f"{row.dataset} ({row.size})",
         row.model,
         row.setting,
+        format_epsilon(row.epsilon),
         str(row.n_seeds),
         pm(row.test_auc_mean, row.test_auc_std),
         pm(row.test_acc_mean, row.test_acc_std),
@@ -108,9 +155,21 @@ def display_cells(row: LeaderboardRow) -> list[str]:
     ]
 
 
+def display_table(rows: list[LeaderboardRow]) -> tuple[list[str], list[list[str]]]:
+    """Header and cells; the ε column only when some row is a DP run."""
+    keep = [
+        i
+        for i, name in enumerate(TABLE_HEADER)
+        if name != "ε" or any(row.epsilon is not None for row in rows)
+    ]
+    cells = [display_cells(row) for row in rows]
+    return [TABLE_HEADER[i] for i in keep], [[line[i] for i in keep] for line in cells]
+
+
 def to_markdown(rows: list[LeaderboardRow]) -> str:
-    lines = ["| " + " | ".join(TABLE_HEADER) + " |", "|" + "---|" * len(TABLE_HEADER)]
-    lines += ["| " + " | ".join(display_cells(row)) + " |" for row in rows]
+    header, cells = display_table(rows)
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(line) + " |" for line in cells]
     return "\n".join(lines) + "\n"
 
 
