@@ -5,7 +5,6 @@ from __future__ import annotations
 import itertools
 import sys
 from collections.abc import Callable
-from fractions import Fraction
 from pathlib import Path
 from typing import Annotated
 
@@ -15,6 +14,16 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from eqdp.benchmarks import BENCHMARKS, RunConfig, list_benchmarks, run_benchmark
+from eqdp.cli_options import (
+    DataDir,
+    Device,
+    ResultsDir,
+    VerifyMd5,
+    dp_option,
+    parse_list,
+    parse_number,
+    robustness_option,
+)
 from eqdp.data import AUGMENTATIONS, FLAGS_2D, SIZES, dataset_info
 from eqdp.errors import EqdpError, unknown_choice
 from eqdp.models import MODELS, describe_model, list_models
@@ -39,8 +48,6 @@ console = Console(width=_WIDTH)
 errors = Console(stderr=True, width=_WIDTH)
 
 LIST_WHATS = ("models", "benchmarks", "datasets")
-DP_PANEL = "DP-SGD (benchmark dp)"
-ROBUST_PANEL = "Low-data, adversarial, geometric"
 
 
 def fail(message: str) -> typer.Exit:
@@ -56,23 +63,6 @@ def guarded(function: Callable[[], None]) -> None:
         raise fail(str(error)) from None
 
 
-def parse_number(text: str) -> float:
-    """A float, 'inf', or a fraction such as 8/255."""
-    if "/" in text:
-        return float(Fraction(text))
-    return float(text)
-
-
-def parse_list(text: str, kind: str, convert: Callable[[str], object]) -> list:
-    values = []
-    for part in text.split(","):
-        try:
-            values.append(convert(part.strip()))
-        except ValueError:
-            raise EqdpError(f"{kind} {part.strip()!r} is not a valid value in {text!r}") from None
-    return values
-
-
 @app.command()
 def run(
     benchmark: Annotated[str, typer.Argument(help="Benchmark: see `eqdp list benchmarks`.")],
@@ -84,91 +74,66 @@ def run(
     lr: Annotated[float, typer.Option(help="Adam learning rate.")] = 1e-3,
     seed: Annotated[str, typer.Option(help="Seed or comma list: one record per seed.")] = "0",
     augment: Annotated[str, typer.Option(help="Training augmentation: none or d4.")] = "none",
-    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
-    data_dir: Annotated[
-        Path | None, typer.Option(help="Folder with MedMNIST .npz files \\[env: EQDP_DATA_DIR].")
-    ] = None,
-    results_dir: Annotated[
-        Path | None, typer.Option(help="Where records go \\[env: EQDP_RESULTS_DIR; ./results].")
-    ] = None,
-    verify_md5: Annotated[
-        bool, typer.Option(help="Check the data file's MD5 against medmnist.INFO.")
-    ] = True,
+    device: Device = "auto",
+    data_dir: DataDir = None,
+    results_dir: ResultsDir = None,
+    verify_md5: VerifyMd5 = True,
     epsilon: Annotated[
         str | None,
-        typer.Option(
-            help="Target epsilon(s), comma list; 'inf' = same pipeline, no noise or "
-            "clipping. One record per (epsilon, seed).",
-            rich_help_panel=DP_PANEL,
+        dp_option(
+            "Target epsilon(s), comma list; 'inf' = same pipeline, no noise or "
+            "clipping. One record per (epsilon, seed)."
         ),
     ] = None,
     delta: Annotated[
         float | None,
-        typer.Option(
-            help="Target delta \\[default: min(1e-5, 1/(10 N_train))].", rich_help_panel=DP_PANEL
-        ),
+        dp_option("Target delta \\[default: min(1e-5, 1/(10 N_train))]."),
     ] = None,
     max_grad_norm: Annotated[
         float | None,
-        typer.Option(
-            help="Per-sample clipping bound C \\[default: 1.0].", rich_help_panel=DP_PANEL
-        ),
+        dp_option("Per-sample clipping bound C \\[default: 1.0]."),
     ] = None,
     physical_batch_size: Annotated[
         int | None,
-        typer.Option(
-            help="Examples per forward/backward pass; the logical batch (--batch-size) "
-            "is Poisson-sampled \\[default: min(batch size, 128)].",
-            rich_help_panel=DP_PANEL,
+        dp_option(
+            "Examples per forward/backward pass; the logical batch (--batch-size) "
+            "is Poisson-sampled \\[default: min(batch size, 128)]."
         ),
     ] = None,
     noise_multiplier: Annotated[
         float | None,
-        typer.Option(
-            help="Fix sigma instead of calibrating it to --epsilon.", rich_help_panel=DP_PANEL
-        ),
+        dp_option("Fix sigma instead of calibrating it to --epsilon."),
     ] = None,
     aug_mult: Annotated[
         int | None,
-        typer.Option(
-            help="Augmentation multiplicity K: average per-sample gradients over K "
-            "random D4 views before clipping \\[default: 1].",
-            rich_help_panel=DP_PANEL,
+        dp_option(
+            "Augmentation multiplicity K: average per-sample gradients over K "
+            "random D4 views before clipping \\[default: 1]."
         ),
     ] = None,
     accountant: Annotated[
         str | None,
-        typer.Option(
-            help="Privacy accountant: prv or rdp \\[default: prv].", rich_help_panel=DP_PANEL
-        ),
+        dp_option("Privacy accountant: prv or rdp \\[default: prv]."),
     ] = None,
     fraction: Annotated[
         str | None,
-        typer.Option(
-            help="Training fraction(s) in (0, 1], comma list; one record per (fraction, seed).",
-            rich_help_panel=ROBUST_PANEL,
+        robustness_option(
+            "Training fraction(s) in (0, 1], comma list; one record per (fraction, seed)."
         ),
     ] = None,
     attack: Annotated[
         str | None,
-        typer.Option(
-            help="Attacks, comma list: fgsm, pgd-linf, pgd-l2 \\[default: all three].",
-            rich_help_panel=ROBUST_PANEL,
-        ),
+        robustness_option("Attacks, comma list: fgsm, pgd-linf, pgd-l2 \\[default: all three]."),
     ] = None,
     eps: Annotated[
         str | None,
-        typer.Option(
-            help="Attack budgets in [0,1] pixel space, comma list; fractions like 8/255 allowed.",
-            rich_help_panel=ROBUST_PANEL,
+        robustness_option(
+            "Attack budgets in [0,1] pixel space, comma list; fractions like 8/255 allowed."
         ),
     ] = None,
     from_run: Annotated[
         str | None,
-        typer.Option(
-            help="Evaluate the checkpoint of this finished run instead of training.",
-            rich_help_panel=ROBUST_PANEL,
-        ),
+        robustness_option("Evaluate the checkpoint of this finished run instead of training."),
     ] = None,
 ) -> None:
     """Train and evaluate one model on one dataset; write one result record per run.
@@ -268,17 +233,11 @@ def suite(
     file: Annotated[
         Path, typer.Argument(help="Suite TOML file, e.g. benchmarks/standard-cpu.toml.")
     ],
-    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
-    data_dir: Annotated[
-        Path | None, typer.Option(help="Folder with MedMNIST .npz files \\[env: EQDP_DATA_DIR].")
-    ] = None,
-    results_dir: Annotated[
-        Path | None, typer.Option(help="Where records go \\[env: EQDP_RESULTS_DIR; ./results].")
-    ] = None,
+    device: Device = "auto",
+    data_dir: DataDir = None,
+    results_dir: ResultsDir = None,
     dry_run: Annotated[bool, typer.Option(help="Only list what would run.")] = False,
-    verify_md5: Annotated[
-        bool, typer.Option(help="Check the data file's MD5 against medmnist.INFO.")
-    ] = True,
+    verify_md5: VerifyMd5 = True,
     only_dataset: Annotated[
         str | None, typer.Option("--dataset", help="Run only these datasets (comma list).")
     ] = None,
@@ -413,9 +372,7 @@ def leaderboard(
     dataset: Annotated[str | None, typer.Option(help="Only this dataset.")] = None,
     model: Annotated[str | None, typer.Option(help="Only this model.")] = None,
     size: Annotated[int | None, typer.Option(help="Only this image size.")] = None,
-    results_dir: Annotated[
-        Path | None, typer.Option(help="Records folder \\[env: EQDP_RESULTS_DIR; ./results].")
-    ] = None,
+    results_dir: ResultsDir = None,
     format: Annotated[str, typer.Option(help="table, markdown, csv or json.")] = "table",
 ) -> None:
     """Mean ± std over seeds of test AUC/ACC per (benchmark, dataset, model, setting)."""
@@ -455,9 +412,7 @@ def readme(
     file: Annotated[Path, typer.Argument(help="Markdown file with eqdp:table blocks.")] = Path(
         "README.md"
     ),
-    results_dir: Annotated[
-        Path | None, typer.Option(help="Records folder \\[env: EQDP_RESULTS_DIR; ./results].")
-    ] = None,
+    results_dir: ResultsDir = None,
     check: Annotated[bool, typer.Option(help="Fail if the tables are out of date.")] = False,
 ) -> None:
     """Regenerate the result tables in README.md from the records in results/."""
@@ -483,9 +438,7 @@ def plot(
         Path | None, typer.Option(help="Output file (.png, .svg or .pdf) \\[default: KIND.png].")
     ] = None,
     metric: Annotated[str, typer.Option(help="acc or auc.")] = "acc",
-    results_dir: Annotated[
-        Path | None, typer.Option(help="Records folder \\[env: EQDP_RESULTS_DIR; ./results].")
-    ] = None,
+    results_dir: ResultsDir = None,
 ) -> None:
     """Plot test ACC/AUC vs fraction, attack eps, rotation angle or epsilon from the records.
 
