@@ -6,7 +6,7 @@ MedMNIST normalisation, as in the robustness literature. PGD keeps, per
 example, the worst iterate it visited (misclassified first, then highest loss),
 starting from the clean image: PGD is never weaker than doing nothing, and more
 steps can only find a worse point. No library is used: the three attacks fit in
-this file and are tested against the invariants in tests/test_attacks.py.
+this file and are tested against the invariants in tests/test_robustness.py.
 """
 
 from __future__ import annotations
