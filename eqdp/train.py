@@ -132,9 +132,34 @@ def make_lr_schedule(optimizer: torch.optim.Optimizer, config: TrainConfig):
     return torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones, gamma=config.lr_gamma)
 
 
-def _selection_key(metrics: dict[str, float]) -> float:
-    auc = metrics["auc"]
-    return -1.0 if math.isnan(auc) else auc
+class ModelSelection:
+    """Keeps the epoch with the best validation AUC (the first on ties; NaN ranks lowest)."""
+
+    def __init__(self) -> None:
+        self.best_key = -math.inf
+        self.best_epoch = 0
+        self.best_state: dict[str, torch.Tensor] | None = None
+        self.best_val: dict[str, float] | None = None
+        self.history: list[EpochStats] = []
+
+    def observe(self, stats: EpochStats, val: dict[str, float], model: nn.Module) -> None:
+        self.history.append(stats)
+        key = -1.0 if math.isnan(val["auc"]) else val["auc"]
+        if key > self.best_key:
+            self.best_key, self.best_epoch, self.best_val = key, stats.epoch, val
+            self.best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+
+    def result(self, test: dict[str, float], train_seconds: float, images_seen: int) -> FitResult:
+        assert self.best_state is not None and self.best_val is not None
+        return FitResult(
+            best_epoch=self.best_epoch,
+            best_state=self.best_state,
+            val=self.best_val,
+            test=test,
+            train_seconds=train_seconds,
+            images_per_second=images_seen / max(train_seconds, 1e-9),
+            history=self.history,
+        )
 
 
 def fit(
@@ -156,8 +181,7 @@ def fit(
     generator = torch.Generator(device="cpu").manual_seed(seed)
     n_train = len(data.train)
 
-    best_key, best_epoch, best_state, best_val = -math.inf, 0, None, None
-    history: list[EpochStats] = []
+    selection = ModelSelection()
     train_seconds = 0.0
     for epoch in range(1, config.epochs + 1):
         model.train()
@@ -179,22 +203,11 @@ def fit(
 
         val = evaluate_split(model, data.val, data.task, config.eval_batch_size)
         stats = EpochStats(epoch, total_loss / max(n_train, 1), val["acc"], val["auc"], lr)
-        history.append(stats)
-        if _selection_key(val) > best_key:
-            best_key, best_epoch, best_val = _selection_key(val), epoch, val
-            best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+        selection.observe(stats, val, model)
         if on_epoch is not None:
             on_epoch(stats)
 
-    assert best_state is not None and best_val is not None
-    model.load_state_dict(best_state)
+    assert selection.best_state is not None
+    model.load_state_dict(selection.best_state)
     test = evaluate_split(model, data.test, data.task, config.eval_batch_size)
-    return FitResult(
-        best_epoch=best_epoch,
-        best_state=best_state,
-        val=best_val,
-        test=test,
-        train_seconds=train_seconds,
-        images_per_second=n_train * config.epochs / max(train_seconds, 1e-9),
-        history=history,
-    )
+    return selection.result(test, train_seconds, n_train * config.epochs)

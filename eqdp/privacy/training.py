@@ -33,6 +33,7 @@ from eqdp.train import (
     EpochCallback,
     EpochStats,
     FitResult,
+    ModelSelection,
     TrainConfig,
     autocast_for,
     evaluate_split,
@@ -161,8 +162,7 @@ def _fit_private(
     lr_schedule = make_lr_schedule(dp_optimizer, train)
     augmenter = BatchAugmenter("d4" if dp.aug_mult > 1 else train.augment, seed)
 
-    best_key, best_epoch, best_state, best_val = -math.inf, 0, None, None
-    history: list[EpochStats] = []
+    selection = ModelSelection()
     train_seconds, examples_seen = 0.0, 0
     for epoch in range(1, train.epochs + 1):
         private_model.train()
@@ -198,28 +198,15 @@ def _fit_private(
         eval_model.load_state_dict(model.state_dict())
         val = evaluate_split(eval_model, data.val, data.task, train.eval_batch_size)
         stats = EpochStats(epoch, total_loss / max(counted, 1), val["acc"], val["auc"], lr)
-        history.append(stats)
-        key = -1.0 if math.isnan(val["auc"]) else val["auc"]
-        if key > best_key:
-            best_key, best_epoch, best_val = key, epoch, val
-            best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+        selection.observe(stats, val, model)
         if on_epoch is not None:
             on_epoch(stats)
 
-    assert best_state is not None and best_val is not None
-    eval_model.load_state_dict(best_state)
+    assert selection.best_state is not None
+    eval_model.load_state_dict(selection.best_state)
     test = evaluate_split(eval_model, data.test, data.task, train.eval_batch_size)
     privacy = _privacy_block(engine, dp, noise, clip, schedule, train, n_train)
-    result = FitResult(
-        best_epoch=best_epoch,
-        best_state=best_state,
-        val=best_val,
-        test=test,
-        train_seconds=train_seconds,
-        images_per_second=examples_seen / max(train_seconds, 1e-9),
-        history=history,
-    )
-    return result, privacy
+    return selection.result(test, train_seconds, examples_seen), privacy
 
 
 def _privacy_block(
