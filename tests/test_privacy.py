@@ -20,6 +20,7 @@ from typer.testing import CliRunner
 import eqdp
 from eqdp.benchmarks import RunConfig, run_benchmark
 from eqdp.cli import app
+from eqdp.models.equivariant import EquivariantConv2d
 from eqdp.privacy import poisson_loader, rdp_epsilon, spent_epsilon
 from eqdp.privacy.grad_sample.equivariant_conv import skip_batch_filter_gradients
 from eqdp.privacy.training import Schedule, average_over_views
@@ -303,3 +304,50 @@ def test_skipping_batch_filter_gradients_changes_no_forward_value() -> None:
     skip_batch_filter_gradients(model, enabled=False)
     F.cross_entropy(model(x), torch.zeros(4, dtype=torch.long)).backward()
     assert all(p.grad.abs().sum() > 0 for p in model.parameters() if p.requires_grad)
+
+
+def assert_grad_samples_match_loop(
+    layer: torch.nn.Module, x: torch.Tensor, skip_filter_gradients: bool = False
+) -> None:
+    """Opacus' per-sample gradients of sum(layer(x) * w) against one backward per example."""
+    torch.manual_seed(1)
+    weights = torch.randn_like(layer(x[:1]))
+    per_example: dict[str, list[torch.Tensor]] = {}
+    for i in range(len(x)):
+        layer.zero_grad()
+        (layer(x[i : i + 1]) * weights).sum().backward()
+        for name, parameter in layer.named_parameters():
+            if parameter.requires_grad:
+                per_example.setdefault(name, []).append(parameter.grad.clone())
+    private = copy.deepcopy(layer)
+    skip_batch_filter_gradients(private, enabled=skip_filter_gradients)  # as in DP training
+    wrapped = GradSampleModule(private, loss_reduction="sum")
+    (wrapped(x) * weights).sum().backward()
+    for name, parameter in wrapped._module.named_parameters():
+        if parameter.requires_grad:
+            truth = torch.stack(per_example[name])
+            error = (parameter.grad_sample - truth).norm() / truth.norm()
+            assert error <= 1e-10, (name, error)
+
+
+@pytest.mark.parametrize(
+    "conv",
+    [
+        {"stride": 1, "padding": 1, "dilation": 1, "bias": True},  # 20x20: grouped route
+        {"stride": 2, "padding": 2, "dilation": 2, "bias": False},  # 10x10: Opacus' route
+        {"stride": 1, "padding": 0, "dilation": 2, "bias": True, "groups": 2},  # Opacus' route
+    ],
+)
+def test_conv2d_grad_sampler_routes_are_exact(conv: dict) -> None:
+    torch.manual_seed(0)
+    layer = torch.nn.Conv2d(4, 6, 3, **conv).double()
+    assert_grad_samples_match_loop(layer, torch.randn(3, 4, 20, 20, dtype=torch.float64))
+
+
+@pytest.mark.parametrize("size", [16, 9])  # 16x16: grouped route; 9x9: im2col route
+@pytest.mark.parametrize("kinds", [("regular", "regular"), ("trivial", "regular")])
+def test_equivariant_conv_grad_sampler_routes_are_exact(size: int, kinds: tuple[str, str]) -> None:
+    torch.manual_seed(0)
+    layer = EquivariantConv2d("D4", 2, 3, 3, in_kind=kinds[0], out_kind=kinds[1]).double()
+    x = torch.randn(3, layer.in_channels, size, size, dtype=torch.float64)
+    assert_grad_samples_match_loop(layer, x, skip_filter_gradients=True)

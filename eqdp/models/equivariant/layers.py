@@ -90,8 +90,10 @@ class EquivariantConv2d(nn.Module):
         with torch.no_grad():
             filter_ = self.expanded_filter()
         output = F.conv2d(x, filter_, self.expanded_bias(), padding=self.padding)
-        # A zero that depends on the coefficients keeps the output in the graph (the
-        # first layer's input needs no gradient), so Opacus' backward hook still fires.
+        if x.requires_grad or output.requires_grad:
+            return output
+        # The first layer's input needs no gradient: a zero that depends on the
+        # coefficients keeps its output in the graph, so Opacus' backward hook still fires.
         return output + 0.0 * self.weight.sum()
 
     def extra_repr(self) -> str:

@@ -19,7 +19,8 @@ def compute_field_group_norm_grad_sample(
     gradients: dict[nn.Parameter, torch.Tensor] = {}
     if layer.weight.requires_grad:
         normalized = F.group_norm(inputs, layer.num_groups, eps=layer.eps)
-        per_channel = (normalized * backprops).sum(dim=(2, 3))
+        # einsum contracts the pixels without materialising the product.
+        per_channel = torch.einsum("nchw,nchw->nc", normalized, backprops)
         gradients[layer.weight] = per_channel.reshape(n, layer.fields, layer.field_size).sum(-1)
     if layer.bias.requires_grad:
         per_channel = backprops.sum(dim=(2, 3))
