@@ -111,3 +111,36 @@ def test_dp_rows_carry_epsilon_and_pivot_into_a_privacy_utility_table() -> None:
     assert "| dataset | model | ε = 1 | ε = ∞ |" in table
     assert "| breastmnist (28) | eq-nasnet | 0.600 ± 0.000 | 0.900 ± 0.000 |" in table
     assert "ε" not in to_markdown(aggregate([make_record()]))
+
+
+def test_robustness_tables_pivot_per_model_with_mean_and_std() -> None:
+    from eqdp.results.robustness_tables import (
+        adversarial_markdown,
+        geometric_markdown,
+        low_data_markdown,
+    )
+
+    def adversarial(seed: int, robust: float) -> dict:
+        results = [
+            {"attack": "fgsm", "norm": "linf", "eps": 2 / 255, "acc": robust, "auc": 0.5},
+            {"attack": "pgd-linf", "norm": "linf", "eps": 2 / 255, "acc": robust / 2, "auc": 0.5},
+        ]
+        block = {"clean": {"acc": 0.9, "auc": 0.95}, "attacks": ["fgsm"], "results": results}
+        return make_record(seed, benchmark="adversarial", adversarial=block)
+
+    table = adversarial_markdown([adversarial(0, 0.4), adversarial(1, 0.6), adversarial(2, 0.5)])
+    assert "| dataset | model | clean ACC | fgsm 2/255 | pgd-linf 2/255 |" in table
+    assert "| breastmnist (28) | cnn | 0.900 ± 0.000 | 0.500 ± 0.100 | 0.250 ± 0.050 |" in table
+
+    geometric = {"worst_case_acc_d4": 0.5, "max_invariance_error_d4": 2e-8}
+    table = geometric_markdown([make_record(0, benchmark="geometric", geometric=geometric)])
+    assert "| breastmnist (28) | cnn | 0.700 ± 0.000 (n=1) | 0.500 ± 0.000 (n=1) | – |" in table
+    assert "2.0e-08 ± 0e+00 (n=1)" in table
+
+    def low_data(seed: int, fraction: float, auc: float) -> dict:
+        return make_record(seed, auc, benchmark="low-data", low_data={"fraction": fraction})
+
+    records = [low_data(s, f, f) for s in (0, 1, 2) for f in (0.1, 0.5)]
+    table = low_data_markdown(records)
+    assert "| breastmnist (28) | cnn | 0.100 ± 0.000 | 0.500 ± 0.000 |" in table
+    assert "AUC @ 0.1 | AUC @ 0.5" in table

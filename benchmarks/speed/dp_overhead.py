@@ -3,8 +3,9 @@
     uv run python benchmarks/speed/dp_overhead.py [--models eq-nasnet,resnet18,cnn]
         [--batch-size 256] [--device cpu|cuda] [--steps 5] [--json]
 
-Both steps use the DP variant of the model (GroupNorm) and the same batch, so the
-ratio is the price of per-sample gradients, clipping and noise alone. Peak memory
+Times are medians over the timed steps. Both steps use the DP variant of the
+model (GroupNorm) and the same batch, so the ratio is the price of per-sample
+gradients, clipping and noise alone. Peak memory
 is the process' peak RSS on CPU (monotone over the run, so later models inherit
 earlier peaks) and torch's peak allocation on CUDA.
 """
@@ -14,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import resource
+import statistics
 import time
 
 import torch
@@ -32,15 +34,18 @@ def peak_memory_mb(device: torch.device) -> float:
 
 
 def time_steps(step, steps: int, device: torch.device) -> float:
-    step()  # warm-up
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    started = time.perf_counter()
+    """Median seconds per step after one warm-up step: robust to a busy neighbour."""
+    step()
+    durations = []
     for _ in range(steps):
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        started = time.perf_counter()
         step()
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    return (time.perf_counter() - started) / steps
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        durations.append(time.perf_counter() - started)
+    return statistics.median(durations)
 
 
 def measure(name: str, batch_size: int, steps: int, device: torch.device) -> dict:

@@ -23,13 +23,23 @@ from eqdp.results.leaderboard import (
     to_markdown,
 )
 from eqdp.results.records import load_records
+from eqdp.results.robustness_tables import (
+    adversarial_markdown,
+    geometric_markdown,
+    low_data_markdown,
+)
 
 BLOCK = re.compile(
     r"(<!-- eqdp:table (?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- /eqdp:table -->)", re.S
 )
 
 Renderer = Callable[[list[dict]], str]
-RENDERERS: dict[str, Renderer] = {"dp": privacy_utility_markdown}
+RENDERERS: dict[str, Renderer] = {
+    "dp": privacy_utility_markdown,
+    "geometric": geometric_markdown,
+    "adversarial": adversarial_markdown,
+    "low-data": low_data_markdown,
+}
 
 
 def default_renderer(records: list[dict]) -> str:

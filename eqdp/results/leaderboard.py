@@ -35,7 +35,8 @@ class LeaderboardRow:
         return asdict(self)
 
 
-def _mean_std(values: list[float]) -> tuple[float, float]:
+def mean_std(values: list[float | None]) -> tuple[float, float]:
+    """Mean and sample standard deviation of the finite values; nan, nan if none."""
     finite = [v for v in values if v is not None and math.isfinite(v)]
     if not finite:
         return math.nan, math.nan
@@ -52,9 +53,9 @@ def aggregate(records: list[dict]) -> list[LeaderboardRow]:
         groups[tuple(record[k] for k in GROUP_KEYS)].append(record)
     rows = []
     for key, members in groups.items():
-        auc = _mean_std([m["metrics"]["test"]["auc"] for m in members])
-        acc = _mean_std([m["metrics"]["test"]["acc"] for m in members])
-        seconds = _mean_std([m["timing"]["train_seconds"] for m in members])[0]
+        auc = mean_std([m["metrics"]["test"]["auc"] for m in members])
+        acc = mean_std([m["metrics"]["test"]["acc"] for m in members])
+        seconds = mean_std([m["timing"]["train_seconds"] for m in members])[0]
         info = members[0]["model_info"]
         privacy = members[0].get("privacy")
         rows.append(

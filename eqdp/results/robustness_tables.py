@@ -1,0 +1,113 @@
+"""Markdown tables for the robustness benchmarks, mean ± std over seeds.
+
+One row per (dataset, model, training setting); the columns are the numbers a
+reader compares across models: worst-case accuracy and invariance error for
+``geometric``, robust accuracy per attack budget for ``adversarial``, test AUC
+per training fraction for ``low-data``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Callable
+
+from eqdp.results.leaderboard import mean_std
+
+Row = tuple[str, str]  # (dataset label, model label)
+
+
+def _label(record: dict) -> Row:
+    model = record["model"]
+    augment = record.get("config", {}).get("train", {}).get("augment", "none")
+    if augment != "none":
+        model += f" (aug {augment})"
+    if record.get("privacy") is not None:
+        model += " (DP)"
+    return f"{record['dataset']} ({record['size']})", model
+
+
+def _cell(values: list[float | None], digits: int = 3, scientific: bool = False) -> str:
+    mean, std = mean_std(values)  # sample std, as in the leaderboard
+    if math.isnan(mean):
+        return "–"
+    finite = [v for v in values if v is not None and math.isfinite(v)]
+    text = f"{mean:.1e} ± {std:.0e}" if scientific else f"{mean:.{digits}f} ± {std:.{digits}f}"
+    return text if len(finite) >= 3 else f"{text} (n={len(finite)})"
+
+
+def _table(
+    records: list[dict],
+    columns: list[tuple[str, Callable[[dict], float | None], bool]],
+) -> str:
+    """Rows from ``_label``; each column a (header, value of one record, scientific)."""
+    if not records:
+        return "_No records yet._\n"
+    grouped: dict[Row, list[dict]] = defaultdict(list)
+    for record in records:
+        grouped[_label(record)].append(record)
+    header = ["dataset", "model", *(name for name, _, _ in columns)]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for (dataset, model), group in sorted(grouped.items()):
+        cells = [_cell([value(r) for r in group], scientific=sci) for _, value, sci in columns]
+        lines.append("| " + " | ".join([dataset, model, *cells]) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def geometric_markdown(records: list[dict]) -> str:
+    def field(name: str) -> Callable[[dict], float | None]:
+        return lambda record: record["geometric"].get(name)
+
+    return _table(
+        records,
+        [
+            ("clean ACC", lambda r: r["metrics"]["test"]["acc"], False),
+            ("worst ACC, D4", field("worst_case_acc_d4"), False),
+            ("worst ACC, rotations", field("worst_case_acc_rotation"), False),
+            ("worst ACC, all", field("worst_case_acc"), False),
+            ("max invariance error, D4", field("max_invariance_error_d4"), True),
+            ("mean invariance error, rotations", field("mean_invariance_error_rotation"), True),
+        ],
+    )
+
+
+def _budgets(records: list[dict]) -> list[tuple[str, float]]:
+    seen = {(r["attack"], r["eps"]) for rec in records for r in rec["adversarial"]["results"]}
+    return sorted(seen)
+
+
+def _robust_acc(attack: str, eps: float) -> Callable[[dict], float | None]:
+    def value(record: dict) -> float | None:
+        for result in record["adversarial"]["results"]:
+            if result["attack"] == attack and math.isclose(result["eps"], eps):
+                return result["acc"]
+        return None
+
+    return value
+
+
+def _eps_label(attack: str, eps: float) -> str:
+    in_255 = eps * 255
+    if attack != "pgd-l2" and math.isclose(in_255, round(in_255), abs_tol=1e-6):
+        return f"{attack} {round(in_255)}/255"
+    return f"{attack} {eps:g}"
+
+
+def adversarial_markdown(records: list[dict]) -> str:
+    """Clean test ACC, then robust ACC at every (attack, eps) present in the records."""
+    columns = [("clean ACC", lambda r: r["adversarial"]["clean"]["acc"], False)]
+    columns += [(_eps_label(a, e), _robust_acc(a, e), False) for a, e in _budgets(records)]
+    return _table(records, columns)
+
+
+def low_data_markdown(records: list[dict], metric: str = "auc") -> str:
+    """Test AUC (or ACC) at each training fraction."""
+    fractions = sorted({r["low_data"]["fraction"] for r in records})
+
+    def at(fraction: float) -> Callable[[dict], float | None]:
+        return lambda r: (
+            r["metrics"]["test"][metric] if r["low_data"]["fraction"] == fraction else None
+        )
+
+    columns = [(f"{metric.upper()} @ {f:g}", at(f), False) for f in fractions]
+    return _table(records, columns)
