@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import torch
@@ -76,3 +77,12 @@ def test_benchmark_run_is_reproducible_from_its_seed(synthetic_dir: Path, tmp_pa
     assert first["metrics"] == second["metrics"]
     assert first["history"] == second["history"]
     assert first["history"] != other["history"]
+
+
+def test_reuse_freed_memory_sets_glibc_malloc_options_on_linux() -> None:
+    import platform
+
+    from eqdp.runtime import reuse_freed_memory
+
+    glibc = sys.platform.startswith("linux") and platform.libc_ver()[0] == "glibc"
+    assert reuse_freed_memory() is glibc

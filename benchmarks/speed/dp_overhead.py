@@ -25,6 +25,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 import eqdp
 from eqdp.privacy.grad_sample.equivariant_conv import skip_batch_filter_gradients
+from eqdp.runtime import reuse_freed_memory
 
 
 def peak_memory_mb(device: torch.device) -> float:
@@ -100,7 +101,15 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--json", action="store_true", help="one JSON object per line")
+    parser.add_argument(
+        "--default-malloc",
+        action="store_true",
+        help="keep glibc's default of returning large freed blocks to the OS (the eqdp CLI "
+        "keeps them, see eqdp/runtime.py); applies to both steps either way",
+    )
     args = parser.parse_args()
+    if not args.default_malloc:
+        reuse_freed_memory()
     device = torch.device(args.device)
     if not args.json:
         header = ("model", "device", "non-private s", "DP s", "ratio", "peak MB")
