@@ -32,3 +32,13 @@ def test_dataset_card_md5s_match_medmnist_info() -> None:
     for flag in FLAGS_2D:
         for size in SIZES:
             assert rows[f"{flag} | {size}"] == expected_md5(flag, size)
+
+
+def test_console_script_enters_through_main_which_tunes_the_allocator() -> None:
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python < 3.11
+        import tomli as tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert project["scripts"]["eqdp"] == "eqdp.cli:main"
