@@ -29,7 +29,7 @@ from eqdp.errors import EqdpError, unknown_choice
 from eqdp.models import MODELS, describe_model, list_models
 from eqdp.results import FORMATS, aggregate, filter_records, load_records
 from eqdp.results import leaderboard as board
-from eqdp.runtime import reuse_freed_memory
+from eqdp.runtime import apply_environment
 from eqdp.train import DEVICES, EpochStats, TrainConfig
 
 app = typer.Typer(
@@ -462,7 +462,7 @@ def plot(
 
 
 def main() -> None:
-    reuse_freed_memory()  # per-sample gradients: see eqdp/runtime.py
+    apply_environment()  # EQDP_KEEP_FREED_MEMORY: see eqdp/runtime.py
     app()
 
 

@@ -34,7 +34,7 @@ def test_dataset_card_md5s_match_medmnist_info() -> None:
             assert rows[f"{flag} | {size}"] == expected_md5(flag, size)
 
 
-def test_console_script_enters_through_main_which_tunes_the_allocator() -> None:
+def test_console_script_enters_through_main_which_applies_the_environment() -> None:
     try:
         import tomllib
     except ModuleNotFoundError:  # Python < 3.11

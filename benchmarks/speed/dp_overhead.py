@@ -102,13 +102,13 @@ def main() -> None:
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--json", action="store_true", help="one JSON object per line")
     parser.add_argument(
-        "--default-malloc",
+        "--keep-freed-memory",
         action="store_true",
-        help="keep glibc's default of returning large freed blocks to the OS (the eqdp CLI "
-        "keeps them, see eqdp/runtime.py); applies to both steps either way",
+        help="serve all allocations from a never-trimmed heap, as EQDP_KEEP_FREED_MEMORY=1 "
+        "does for the CLI (see eqdp/runtime.py); applies to both steps",
     )
     args = parser.parse_args()
-    if not args.default_malloc:
+    if args.keep_freed_memory:
         reuse_freed_memory()
     device = torch.device(args.device)
     if not args.json:
