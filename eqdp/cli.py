@@ -229,6 +229,16 @@ def _run_with_progress(config: RunConfig, results_dir: Path | None) -> None:
     )
 
 
+def only_those(configs: list[RunConfig], field: str, wanted: str) -> list[RunConfig]:
+    """The configurations whose ``field`` is in the comma list; names the suite lacks fail."""
+    present = sorted({getattr(c, field) for c in configs})
+    names = [name.strip() for name in wanted.split(",")]
+    for name in names:
+        if name not in present:
+            raise unknown_choice(f"{field} in this suite", name, present)
+    return [c for c in configs if getattr(c, field) in names]
+
+
 @app.command()
 def suite(
     file: Annotated[
@@ -260,9 +270,9 @@ def suite(
         data = str(data_dir) if data_dir else None
         configs = list(suite_configs(suite_file, data, device, results_dir, verify_md5))
         if only_dataset:
-            configs = [c for c in configs if c.dataset in only_dataset.split(",")]
+            configs = only_those(configs, "dataset", only_dataset)
         if only_model:
-            configs = [c for c in configs if c.model in only_model.split(",")]
+            configs = only_those(configs, "model", only_model)
         done = load_records(results_dir, on_skip=None)
         pending = [c for c in configs if not is_finished(c, done)]
         # As in `run`: a bad configuration must fail before the first run writes anything.

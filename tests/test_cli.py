@@ -136,6 +136,11 @@ def test_suite_dry_run_and_skip(tmp_path: Path) -> None:
     result = invoke("suite", str(suite), "--dry-run", "--results-dir", str(tmp_path / "r"))
     assert result.exit_code == 0, result.output
     assert "4 runs, 0 already recorded" in result.stdout
+    only = invoke("suite", str(suite), "--dry-run", "--model", "eq-nasnet")
+    assert only.exit_code == 0 and "2 runs, 0 already recorded" in only.stdout
+    typo = invoke("suite", str(suite), "--dry-run", "--model", "eq-nasnt")
+    assert typo.exit_code == 2
+    assert "unknown model in this suite 'eq-nasnt'; valid choices: cnn, eq-nasnet" in typo.output
     suite.write_text(
         'benchmark = "standard"\nmodels = ["cnn"]\nseeds = [0]\n[datasets.breastmnist]\nepoch = 3\n'
     )
