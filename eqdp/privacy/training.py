@@ -10,11 +10,13 @@ is what the accountant reports for the steps that did run.
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import ParamSpec, TypeVar
 
 import torch
 from opacus import PrivacyEngine
@@ -46,6 +48,9 @@ from eqdp.train import (
 # "No clipping" for the epsilon=inf reference: no real gradient norm comes near it,
 # and unlike inf it keeps Opacus' noise std (multiplier * bound) equal to 0, not NaN.
 UNBOUNDED_NORM = 1e12
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 class _Indices(Dataset):
@@ -96,6 +101,22 @@ def average_over_views(optimizer: DPOptimizer, views: int) -> None:
         parameter.grad_sample = grouped.mean(dim=1)
 
 
+def _without_expected_warnings(function: Callable[P, R]) -> Callable[P, R]:
+    """Silence two warnings DP training raises on purpose, once per step."""
+
+    @functools.wraps(function)
+    def quiet(*args: P.args, **kwargs: P.kwargs) -> R:
+        with warnings.catch_warnings():
+            # The first layer's input needs no gradient (full backward hook), and seeded
+            # noise is the point of a reproducible benchmark.
+            warnings.filterwarnings("ignore", message="Full backward hook is firing")
+            warnings.filterwarnings("ignore", message="Secure RNG turned off")
+            return function(*args, **kwargs)
+
+    return quiet
+
+
+@_without_expected_warnings
 def fit_private(
     model: nn.Module,
     make_eval_model: Callable[[], nn.Module],
@@ -107,24 +128,6 @@ def fit_private(
     on_epoch: EpochCallback | None = None,
 ) -> tuple[FitResult, dict]:
     """Train under DP-SGD; return the fit result and the record's ``privacy`` block."""
-    with warnings.catch_warnings():
-        # Expected here, and once per step: the first layer's input needs no gradient
-        # (full backward hook), and seeded noise is the point of a reproducible benchmark.
-        warnings.filterwarnings("ignore", message="Full backward hook is firing")
-        warnings.filterwarnings("ignore", message="Secure RNG turned off")
-        return _fit_private(model, make_eval_model, data, train, dp, seed, device, on_epoch)
-
-
-def _fit_private(
-    model: nn.Module,
-    make_eval_model: Callable[[], nn.Module],
-    data: MedMNISTData,
-    train: TrainConfig,
-    dp: DPConfig,
-    seed: int,
-    device: torch.device,
-    on_epoch: EpochCallback | None,
-) -> tuple[FitResult, dict]:
     seed_everything(seed)
     n_train = len(data.train)
     schedule = Schedule.for_run(n_train, train.batch_size, train.epochs)
