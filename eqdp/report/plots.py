@@ -16,6 +16,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from eqdp.errors import EqdpError, unknown_choice
+from eqdp.results.leaderboard import mean_std, model_label, pixel_budget_label
 
 PLOT_KINDS: tuple[str, ...] = ("low-data", "adversarial", "geometric", "dp")
 PLOT_METRICS: tuple[str, ...] = ("acc", "auc")
@@ -30,16 +31,6 @@ LOG_X = {"low-data": True, "adversarial": True, "geometric": False, "dp": True}
 
 # (panel, line) -> x -> values over seeds; references (x = None) are drawn as dashed lines.
 Points = dict[tuple[str, str], dict[float | None, list[float]]]
-
-
-def line_label(record: dict) -> str:
-    label = record["model"]
-    augment = record.get("config", {}).get("train", {}).get("augment", "none")
-    if augment != "none":
-        label += f" aug={augment}"
-    if record.get("privacy") is not None and record["benchmark"] != "dp":
-        label += " (DP)"
-    return label
 
 
 def _value(metrics: dict, metric: str) -> float | None:
@@ -78,18 +69,12 @@ def collect(kind: str, records: list[dict], metric: str) -> Points:
     for record in records:
         base = f"{record['dataset']} ({record['size']}px)"
         for panel, x, y in record_points(kind, record, metric):
-            points[(base + panel, line_label(record))][x].append(y)
+            points[(base + panel, model_label(record))][x].append(y)
     return points
 
 
 def tick_label(kind: str, x: float) -> str:
-    if kind == "adversarial" and x < 1 and abs(x * 255 - round(x * 255)) < 1e-6:
-        return f"{round(x * 255)}/255"
-    return f"{x:g}"
-
-
-def _mean_std(values: list[float]) -> tuple[float, float]:
-    return float(np.mean(values)), float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
+    return pixel_budget_label(x) if kind == "adversarial" else f"{x:g}"
 
 
 def plot_records(
@@ -132,14 +117,14 @@ def plot_records(
             colour = colours[line]
             xs = sorted(x for x in by_x if x is not None)
             if xs:
-                stats = np.array([_mean_std(by_x[x]) for x in xs])
+                stats = np.array([mean_std(by_x[x]) for x in xs])
                 ax.plot(xs, stats[:, 0], marker="o", ms=3, color=colour, label=line)
                 low, high = stats[:, 0] - stats[:, 1], stats[:, 0] + stats[:, 1]
                 ax.fill_between(xs, low, high, color=colour, alpha=0.2, lw=0)
             if None in by_x:
                 # Dashed in the line's colour; labelled only when there is no line.
                 label = None if xs else f"{line} (reference)"
-                ax.axhline(_mean_std(by_x[None])[0], color=colour, ls="--", lw=1, label=label)
+                ax.axhline(mean_std(by_x[None])[0], color=colour, ls="--", lw=1, label=label)
         if LOG_X[kind]:
             ax.set_xscale("log")
             ax.minorticks_off()

@@ -43,6 +43,25 @@ def mean_std(values: list[float | None]) -> tuple[float, float]:
     return statistics.fmean(finite), statistics.stdev(finite) if len(finite) > 1 else 0.0
 
 
+def model_label(record: dict) -> str:
+    """The model's name, plus its training augmentation and DP, where a table or plot
+    of a non-DP benchmark has to tell those runs apart."""
+    label = record["model"]
+    augment = record.get("config", {}).get("train", {}).get("augment", "none")
+    if augment != "none":
+        label += f" aug={augment}"
+    if record.get("privacy") is not None and record["benchmark"] != "dp":
+        label += " (DP)"
+    return label
+
+
+def pixel_budget_label(eps: float) -> str:
+    """An attack budget in [0,1] pixels, written k/255 where it is one."""
+    if 0 < eps < 1 and abs(eps * 255 - round(eps * 255)) < 1e-6:
+        return f"{round(eps * 255)}/255"
+    return f"{eps:g}"
+
+
 def filter_records(records: list[dict], **wanted: object) -> list[dict]:
     return [r for r in records if all(v is None or r.get(k) == v for k, v in wanted.items())]
 

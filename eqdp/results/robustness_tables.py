@@ -12,19 +12,13 @@ import math
 from collections import defaultdict
 from collections.abc import Callable
 
-from eqdp.results.leaderboard import mean_std
+from eqdp.results.leaderboard import mean_std, model_label, pixel_budget_label
 
 Row = tuple[str, str]  # (dataset label, model label)
 
 
 def _label(record: dict) -> Row:
-    model = record["model"]
-    augment = record.get("config", {}).get("train", {}).get("augment", "none")
-    if augment != "none":
-        model += f" (aug {augment})"
-    if record.get("privacy") is not None:
-        model += " (DP)"
-    return f"{record['dataset']} ({record['size']})", model
+    return f"{record['dataset']} ({record['size']})", model_label(record)
 
 
 def _cell(values: list[float | None], digits: int = 3, scientific: bool = False) -> str:
@@ -86,17 +80,12 @@ def _robust_acc(attack: str, eps: float) -> Callable[[dict], float | None]:
     return value
 
 
-def _eps_label(attack: str, eps: float) -> str:
-    in_255 = eps * 255
-    if attack != "pgd-l2" and math.isclose(in_255, round(in_255), abs_tol=1e-6):
-        return f"{attack} {round(in_255)}/255"
-    return f"{attack} {eps:g}"
-
-
 def adversarial_markdown(records: list[dict]) -> str:
     """Clean test ACC, then robust ACC at every (attack, eps) present in the records."""
     columns = [("clean ACC", lambda r: r["adversarial"]["clean"]["acc"], False)]
-    columns += [(_eps_label(a, e), _robust_acc(a, e), False) for a, e in _budgets(records)]
+    columns += [
+        (f"{a} {pixel_budget_label(e)}", _robust_acc(a, e), False) for a, e in _budgets(records)
+    ]
     return _table(records, columns)
 
 
