@@ -6,7 +6,8 @@ so each step pays the kernel to fault in and zero the same memory again (a third
 of a ResNet-18 DP run's CPU time was system time). Serving every block from a
 heap that is never trimmed removes that cost: eq-nasnet's DP step took 20-30%
 less time on this project's CPU. It is opt-in because the heap fragments: a
-ResNet-18 DP run grew from 14 to 22 GB resident. Capping heap blocks at glibc's
+process running ResNet-18 DP runs grew from 12 to 22 GB resident over two runs
+(the step itself peaks at 14 GB). Capping heap blocks at glibc's
 largest mmap threshold (32 MiB) avoided that but gave no measurable speed-up.
 """
 

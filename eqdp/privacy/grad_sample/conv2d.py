@@ -3,9 +3,10 @@
 Opacus' Conv2d sampler unfolds the input (im2col), which on CPU costs more than
 the products themselves when maps are large. There, the per-sample filter
 gradients of the whole batch are one grouped convolution weight-gradient with
-one group per example (Rochette et al. 2019): exact, and about twice as fast at
-28x28 (``benchmarks/speed/dp_overhead.py``). Everything else (small maps, grouped
-or padded-by-name convolutions, other padding modes) goes to Opacus' sampler.
+one group per example (Rochette et al. 2019): exact, and about twice as fast for
+ResNet-18's 64-channel 28x28 layers (measured layer by layer at batch 128).
+Everything else (small maps, grouped or padded-by-name convolutions, other
+padding modes) goes to Opacus' sampler.
 """
 
 from __future__ import annotations

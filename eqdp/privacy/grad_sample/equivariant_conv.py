@@ -25,7 +25,7 @@ from eqdp.models.equivariant.layers import EquivariantConv2d
 
 # At and above this many pixels per feature map, im2col costs more than the grouped
 # convolution route (measured on CPU at batch 256: 28x28 and 14x14 maps take the grouped
-# route, 7x7 maps, where it is twice as slow, do not).
+# route; 7x7 maps, where it was 1.5-2x slower than im2col, do not).
 GROUPED_ROUTE_MIN_PIXELS = 196
 
 
