@@ -214,11 +214,10 @@ def _run_with_progress(config: RunConfig, results_dir: Path | None) -> None:
 
         def on_epoch(stats: EpochStats) -> None:
             status = f"loss {stats.train_loss:.4f}  val AUC {stats.val_auc:.3f}"
-            # low-data may train for more epochs than asked (see its epoch rule)
-            total = max(config.train.epochs, stats.epoch)
-            progress.update(task, advance=1, total=total, status=status)
+            progress.update(task, advance=1, total=stats.epochs, status=status)
             if not errors.is_terminal:
-                errors.print(f"{label}: epoch {stats.epoch}/{total} {status}", soft_wrap=True)
+                line = f"{label}: epoch {stats.epoch}/{stats.epochs} {status}"
+                errors.print(line, soft_wrap=True)
 
         record, path = run_benchmark(config, results_dir, on_epoch)
     test = record["metrics"]["test"]

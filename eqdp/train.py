@@ -48,6 +48,7 @@ class TrainConfig:
 @dataclass
 class EpochStats:
     epoch: int
+    epochs: int  # this run's total, which low-data may raise above the requested epochs
     train_loss: float
     val_acc: float
     val_auc: float
@@ -202,7 +203,8 @@ def fit(
         schedule.step()
 
         val = evaluate_split(model, data.val, data.task, config.eval_batch_size)
-        stats = EpochStats(epoch, total_loss / max(n_train, 1), val["acc"], val["auc"], lr)
+        mean_loss = total_loss / max(n_train, 1)
+        stats = EpochStats(epoch, config.epochs, mean_loss, val["acc"], val["auc"], lr)
         selection.observe(stats, val, model)
         if on_epoch is not None:
             on_epoch(stats)

@@ -42,6 +42,7 @@ def test_low_data_one_record_per_fraction(synthetic_dir: Path, tmp_path: Path) -
     assert quarter["data"]["n_val"] == 32 and quarter["data"]["n_test"] == 32
     # 2 steps per epoch on the full split, 1 on the subset: twice the epochs
     assert quarter["low_data"]["epochs"] == 2 and len(quarter["history"]) == 2
+    assert "epoch 1/2 " in result.output and "epoch 2/2 " in result.output  # the scaled total
     assert quarter["setting"] == "fraction=0.25 1ep bs32 lr0.001"
     assert full["low_data"]["n_train"] == 64 and full["low_data"]["epochs"] == 1
 

@@ -200,7 +200,8 @@ def fit_private(
 
         eval_model.load_state_dict(model.state_dict())
         val = evaluate_split(eval_model, data.val, data.task, train.eval_batch_size)
-        stats = EpochStats(epoch, total_loss / max(counted, 1), val["acc"], val["auc"], lr)
+        mean_loss = total_loss / max(counted, 1)
+        stats = EpochStats(epoch, train.epochs, mean_loss, val["acc"], val["auc"], lr)
         selection.observe(stats, val, model)
         if on_epoch is not None:
             on_epoch(stats)
