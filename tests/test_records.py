@@ -24,6 +24,7 @@ def make_record(seed: int = 0, auc: float = 0.8, model: str = "cnn", **changes) 
         "seed": seed,
         "setting": "1ep bs8 lr0.001",
         "config": {"train": {"epochs": 1}},
+        "data": {"n_train": 64},
         "model_info": {"params": 10, "macs": 20, "group": None},
         "metrics": {"val": {"acc": 0.5, "auc": 0.5}, "test": {"acc": 0.7, "auc": auc}},
         "best_epoch": 1,
@@ -144,3 +145,34 @@ def test_robustness_tables_pivot_per_model_with_mean_and_std() -> None:
     table = low_data_markdown(records)
     assert "| breastmnist (28) | cnn | 0.100 ± 0.000 | 0.500 ± 0.000 |" in table
     assert "AUC @ 0.1 | AUC @ 0.5" in table
+
+
+def test_standard_runs_of_the_same_recipe_stand_in_for_fraction_one() -> None:
+    from eqdp.results.full_data_reference import with_full_data_references
+    from eqdp.results.robustness_tables import low_data_markdown
+
+    recipe = {"train": {"epochs": 10, "batch_size": 128, "eval_batch_size": 512}}
+    other_batching = {"train": {"epochs": 10, "batch_size": 128, "eval_batch_size": 64}}
+    low = [
+        make_record(s, 0.6, benchmark="low-data", config=recipe, low_data={"fraction": 0.1})
+        for s in (0, 1, 2)
+    ]
+    standard = [
+        make_record(0, 0.9, config=recipe),
+        make_record(1, 0.8, config=other_batching),  # evaluation batching is not the recipe
+        make_record(2, 0.7, config={"train": {"epochs": 2, "batch_size": 128}}),
+        make_record(3, 0.7, config=recipe),  # no low-data run with seed 3
+        make_record(0, 0.7, model="vit", config=recipe),
+    ]
+    chosen = with_full_data_references(low + standard)
+    borrowed = [r for r in chosen if r["benchmark"] == "standard"]
+    assert [(r["seed"], r["low_data"]["fraction"]) for r in borrowed] == [(0, 1.0), (1, 1.0)]
+    assert borrowed[0]["low_data"]["source_run"] == standard[0]["run_id"]
+    assert "low_data" not in standard[0]  # a view; the record itself is untouched
+    table = low_data_markdown(chosen)
+    assert "| AUC @ 0.1 | AUC @ 1 (standard runs) |" in table
+    assert "| breastmnist (28) | cnn | 0.600 ± 0.000 | 0.850 ± 0.071 (n=2) |" in table
+
+    ran_full = make_record(0, 0.5, benchmark="low-data", config=recipe, low_data={"fraction": 1.0})
+    chosen = with_full_data_references([*low, ran_full, *standard])
+    assert [r["seed"] for r in chosen if r["benchmark"] == "standard"] == [1]

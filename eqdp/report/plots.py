@@ -16,6 +16,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from eqdp.errors import EqdpError, unknown_choice
+from eqdp.results.full_data_reference import with_full_data_references
 from eqdp.results.leaderboard import mean_std, model_label, pixel_budget_label
 
 PLOT_KINDS: tuple[str, ...] = ("low-data", "adversarial", "geometric", "dp")
@@ -92,11 +93,11 @@ def plot_records(
     out = Path(out)
     if out.suffix.lower() not in PLOT_SUFFIXES:
         raise EqdpError(f"output {out} must end in one of {', '.join(PLOT_SUFFIXES)}")
-    chosen = [
-        r
-        for r in records
-        if r["benchmark"] == kind and (dataset is None or r["dataset"] == dataset)
-    ]
+    if kind == "low-data":
+        selected = with_full_data_references(records)
+    else:
+        selected = [r for r in records if r["benchmark"] == kind]
+    chosen = [r for r in selected if dataset is None or r["dataset"] == dataset]
     points = collect(kind, chosen, metric)
     if not points:
         where = f" on {dataset}" if dataset else ""
@@ -144,6 +145,8 @@ def plot_records(
     if kind in ("adversarial", "dp"):
         reference = "clean" if kind == "adversarial" else "non-private (epsilon = inf)"
         figure.suptitle(f"dashed: {reference}; band: ± std over seeds", fontsize="small")
+    elif any(r.get("low_data", {}).get("from_benchmark") for r in chosen):
+        figure.suptitle("mean ± std over seeds; fraction 1 = standard runs", fontsize="small")
     else:
         figure.suptitle("mean ± std over seeds", fontsize="small")
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -16,6 +16,7 @@ import re
 from collections.abc import Callable
 from pathlib import Path
 
+from eqdp.results.full_data_reference import with_full_data_references
 from eqdp.results.leaderboard import (
     aggregate,
     filter_records,
@@ -48,8 +49,15 @@ def default_renderer(records: list[dict]) -> str:
     return to_markdown(aggregate(records))
 
 
+# Blocks that draw on more than their own benchmark's records.
+SELECTORS: dict[str, Callable[[list[dict]], list[dict]]] = {
+    "low-data": with_full_data_references,
+}
+
+
 def render_block(name: str, records: list[dict]) -> str:
-    chosen = filter_records(records, benchmark=name)
+    select = SELECTORS.get(name, lambda all_records: filter_records(all_records, benchmark=name))
+    chosen = select(records)
     return RENDERERS.get(name, default_renderer)(chosen)
 
 

@@ -90,7 +90,7 @@ def adversarial_markdown(records: list[dict]) -> str:
 
 
 def low_data_markdown(records: list[dict], metric: str = "auc") -> str:
-    """Test AUC (or ACC) at each training fraction."""
+    """Test AUC (or ACC) at each training fraction; see ``with_full_data_references``."""
     fractions = sorted({r["low_data"]["fraction"] for r in records})
 
     def at(fraction: float) -> Callable[[dict], float | None]:
@@ -98,5 +98,11 @@ def low_data_markdown(records: list[dict], metric: str = "auc") -> str:
             r["metrics"]["test"][metric] if r["low_data"]["fraction"] == fraction else None
         )
 
-    columns = [(f"{metric.upper()} @ {f:g}", at(f), False) for f in fractions]
+    borrowed = {r["low_data"]["fraction"] for r in records if r["low_data"].get("from_benchmark")}
+
+    def header(fraction: float) -> str:
+        source = " (standard runs)" if fraction in borrowed else ""
+        return f"{metric.upper()} @ {fraction:g}{source}"
+
+    columns = [(header(f), at(f), False) for f in fractions]
     return _table(records, columns)
