@@ -11,6 +11,10 @@ The Python API the CLI is built on::
 
 __version__ = "0.1.0"
 
+from eqdp.runtime import prefer_transparent_hugepages  # noqa: E402
+
+prefer_transparent_hugepages()  # before anything imports torch, which reads it once
+
 from eqdp import privacy  # noqa: E402, F401  (registers Opacus grad samplers)
 from eqdp.benchmarks import RunConfig, list_benchmarks, run_benchmark  # noqa: E402
 from eqdp.data import load_dataset  # noqa: E402

@@ -86,3 +86,31 @@ def test_reuse_freed_memory_sets_glibc_malloc_options_on_linux() -> None:
 
     glibc = sys.platform.startswith("linux") and platform.libc_ver()[0] == "glibc"
     assert reuse_freed_memory() is glibc
+
+
+SPY_ON_TORCH_IMPORT = """
+import os, sys
+class Spy:
+    def find_spec(self, name, path=None, target=None):
+        if name == "torch":  # report, then stop: the rest of the import is not needed
+            print("at torch import:", os.environ.get("THP_MEM_ALLOC_ENABLE"), flush=True)
+            os._exit(0)
+sys.meta_path.insert(0, Spy())
+import eqdp
+"""
+
+
+def test_import_eqdp_turns_on_torch_huge_pages_before_torch_is_imported() -> None:
+    import os
+    import subprocess
+
+    def value_seen_by_torch(**environment: str) -> str:
+        env = {k: v for k, v in os.environ.items() if k != "THP_MEM_ALLOC_ENABLE"}
+        run = subprocess.run(
+            [sys.executable, "-c", SPY_ON_TORCH_IMPORT],
+            env=env | environment, capture_output=True, text=True, check=True,
+        )  # fmt: skip
+        return run.stdout.strip()
+
+    assert value_seen_by_torch() == "at torch import: 1"
+    assert value_seen_by_torch(THP_MEM_ALLOC_ENABLE="0") == "at torch import: 0"

@@ -18,12 +18,14 @@ import resource
 import statistics
 import time
 
+# isort: off
+import eqdp  # first, as in the CLI: it turns on torch's huge pages, read once at torch's import
 import torch
 import torch.nn.functional as F
 from opacus import PrivacyEngine
 from torch.utils.data import DataLoader, TensorDataset
 
-import eqdp
+# isort: on
 from eqdp.privacy.grad_sample.equivariant_conv import skip_batch_filter_gradients
 from eqdp.runtime import reuse_freed_memory
 
