@@ -124,7 +124,10 @@ def run(
     ] = None,
     attack: Annotated[
         str | None,
-        robustness_option("Attacks, comma list: fgsm, pgd-linf, pgd-l2 \\[default: all three]."),
+        robustness_option(
+            "Attacks, comma list: fgsm, pgd-linf, pgd-l2, autoattack (APGD + Square via ART; "
+            "slow) \\[default: fgsm, pgd-linf, pgd-l2]."
+        ),
     ] = None,
     eps: Annotated[
         str | None,

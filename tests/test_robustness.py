@@ -120,6 +120,56 @@ def test_attack_runs_on_an_unwrapped_copy_of_a_dp_model(data: MedMNISTData) -> N
     assert rows[0]["acc"] == evaluate_split(copy, data.test, data.task)["acc"]
 
 
+class GradientMasked(nn.Module):
+    """A linear score of the image rounded to quarter levels: every input gradient is zero."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        weight = torch.randn(1, 8, 8, generator=torch.Generator().manual_seed(0))
+        self.weight = nn.Parameter(weight)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        score = (torch.round(images * 4) / 4 * self.weight).flatten(1).sum(1)
+        return torch.stack([score, -score], dim=1)
+
+
+def test_autoattack_sees_through_masked_gradients_where_pgd_does_not() -> None:
+    from eqdp.attacks.autoattack import autoattack
+
+    model = GradientMasked().eval()
+    images = torch.rand(32, 1, 8, 8, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        labels = model(images).argmax(1, keepdim=True)  # clean accuracy 1
+    eps, generator = 0.2, torch.Generator().manual_seed(0)
+    pgd_images = pgd(model, images, labels, eps, task="binary-class", generator=generator)
+    auto_images = autoattack(model, images, labels, eps, task="binary-class", square_queries=100)
+    assert accuracy_on(model, pgd_images, labels) >= 0.9  # zero gradients: PGD goes nowhere
+    assert accuracy_on(model, auto_images, labels) <= 0.5  # Square needs no gradient
+    assert (auto_images - images).abs().max() <= eps + 1e-6
+    assert auto_images.min() >= 0 and auto_images.max() <= 1
+    again = autoattack(model, images, labels, eps, task="binary-class", square_queries=100)
+    assert torch.equal(again, auto_images)  # seeded
+
+
+def test_autoattack_budget_zero_negative_and_multi_label(
+    trained_cnn: nn.Module, data: MedMNISTData
+) -> None:
+    from eqdp.benchmarks import RunConfig
+    from eqdp.benchmarks.adversarial import check_adversarial
+    from eqdp.errors import EqdpError
+
+    model, (images, labels) = PixelSpaceModel(trained_cnn), pixels(data)
+    assert torch.equal(attack("autoattack", model, images, labels, 0.0, task=data.task), images)
+    with pytest.raises(ValueError, match="eps must be finite and >= 0"):
+        attack("autoattack", model, images, labels, -0.1, task=data.task)
+    config = RunConfig(
+        benchmark="adversarial", model="cnn", dataset="chestmnist",
+        options={"attacks": ["autoattack"]},
+    )  # fmt: skip
+    with pytest.raises(EqdpError, match="autoattack needs a single-label task; chestmnist"):
+        check_adversarial(config)
+
+
 def test_equivariant_model_is_d4_invariant_and_plain_cnn_is_not(
     trained_cnn: nn.Module, data: MedMNISTData
 ) -> None:

@@ -1,12 +1,13 @@
-"""Small white-box evasion attacks in [0, 1] pixel space: FGSM, PGD-Linf, PGD-L2.
+"""Evasion attacks in [0, 1] pixel space: FGSM, PGD-Linf, PGD-L2 here, AutoAttack via ART.
 
 Attacks take a model that maps [0, 1] images to logits (wrap a trained eqdp
 model in ``PixelSpaceModel``), so budgets are in pixel units before the
 MedMNIST normalisation, as in the robustness literature. PGD keeps, per
 example, the worst iterate it visited (misclassified first, then highest loss),
 starting from the clean image: PGD is never weaker than doing nothing, and more
-steps can only find a worse point. No library is used: the three attacks fit in
-this file and are tested against the invariants in tests/test_robustness.py.
+steps can only find a worse point. These three fit in this file and are tested
+against the invariants in tests/test_robustness.py; AutoAttack, far more code,
+comes from the Adversarial Robustness Toolbox (``eqdp.attacks.autoattack``).
 """
 
 from __future__ import annotations
@@ -19,8 +20,9 @@ from eqdp.data.medmnist_data import MULTI_LABEL
 from eqdp.errors import unknown_choice
 from eqdp.train import autocast_for
 
-ATTACKS: tuple[str, ...] = ("fgsm", "pgd-linf", "pgd-l2")
-NORMS: dict[str, str] = {"fgsm": "linf", "pgd-linf": "linf", "pgd-l2": "l2"}
+ATTACKS: tuple[str, ...] = ("fgsm", "pgd-linf", "pgd-l2", "autoattack")
+DEFAULT_ATTACKS: tuple[str, ...] = ("fgsm", "pgd-linf", "pgd-l2")  # AutoAttack costs far more
+NORMS: dict[str, str] = {"fgsm": "linf", "pgd-linf": "linf", "pgd-l2": "l2", "autoattack": "linf"}
 # Linf budgets in 1/255 steps as usual; L2 budgets on 28x28 images of a comparable strength.
 DEFAULT_EPS: dict[str, tuple[float, ...]] = {
     "linf": (1 / 255, 2 / 255, 4 / 255, 8 / 255),
@@ -166,6 +168,12 @@ def attack(
         raise unknown_choice("attack", name, ATTACKS)
     if name == "fgsm":
         return fgsm(model, images, labels, eps, task=task)
+    if name == "autoattack":
+        from eqdp.attacks.autoattack import autoattack
+
+        _check_eps(eps)
+        seed = int(torch.randint(2**31 - 1, (1,), generator=generator)) if generator else 0
+        return autoattack(model, images, labels, eps, task=task, seed=seed)
     return pgd(
         model, images, labels, eps, task=task, norm=NORMS[name], steps=steps, generator=generator
     )
@@ -173,6 +181,7 @@ def attack(
 
 __all__ = [
     "ATTACKS",
+    "DEFAULT_ATTACKS",
     "DEFAULT_EPS",
     "NORMS",
     "PGD_STEPS",

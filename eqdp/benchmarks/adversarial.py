@@ -1,4 +1,4 @@
-"""The adversarial benchmark: clean and robust test ACC/AUC under FGSM, PGD-Linf, PGD-L2.
+"""The adversarial benchmark: clean and robust test ACC/AUC under FGSM, PGD and AutoAttack.
 
 Budgets are in [0, 1] pixel space. Per attack, budgets are evaluated in
 increasing order and an example already misclassified at a smaller budget stays
@@ -17,6 +17,7 @@ from torch import nn
 
 from eqdp.attacks import (
     ATTACKS,
+    DEFAULT_ATTACKS,
     DEFAULT_EPS,
     NORMS,
     PGD_STEPS,
@@ -28,6 +29,7 @@ from eqdp.attacks import (
 from eqdp.benchmarks.base import RunConfig, accept_options, register_benchmark
 from eqdp.benchmarks.pretrained import source_record, train_or_load
 from eqdp.data import Split
+from eqdp.data.medmnist_data import MULTI_LABEL, dataset_info
 from eqdp.errors import EqdpError, unknown_choice
 from eqdp.metrics import evaluate
 from eqdp.train import EpochCallback, autocast_for, scores_from_logits
@@ -37,9 +39,13 @@ OPTIONS: tuple[str, ...] = ("attacks", "attack_eps", "from_run")
 
 def check_adversarial(config: RunConfig) -> None:
     accept_options(config, OPTIONS)
-    for name in config.options.get("attacks", ATTACKS):
+    for name in config.options.get("attacks", DEFAULT_ATTACKS):
         if name not in ATTACKS:
             raise unknown_choice("attack", name, ATTACKS)
+        if name == "autoattack" and dataset_info(config.dataset)["task"] == MULTI_LABEL:
+            raise EqdpError(
+                f"autoattack needs a single-label task; {config.dataset} is multi-label"
+            )
     for eps in config.options.get("attack_eps", ()):
         if not (eps >= 0 and math.isfinite(eps)):
             raise EqdpError(f"attack eps must be finite and >= 0, got {eps:g}")
@@ -119,7 +125,8 @@ def robust_evaluation(
 def run_adversarial(config: RunConfig, on_epoch: EpochCallback | None = None) -> tuple[dict, dict]:
     prepared = train_or_load(config, on_epoch)
     context = prepared.context
-    attacks = {name: budgets(config, name) for name in config.options.get("attacks", ATTACKS)}
+    chosen = config.options.get("attacks", DEFAULT_ATTACKS)
+    attacks = {name: budgets(config, name) for name in chosen}
     started = time.perf_counter()
     results = robust_evaluation(
         context.model,
