@@ -124,7 +124,7 @@ def test_suite_sweeps_options_and_resumes(synthetic_dir: Path, tmp_path: Path) -
         ("low-data", ("--fraction", "0.01"), "fewer than one per class (2 classes)"),
         ("low-data", (), "needs --fraction"),
         ("low-data", ("--fraction", "0.5", "--epsilon", "1"), "use `eqdp run dp --fraction"),
-        ("adversarial", ("--attack", "fgsm,autoattack"), "unknown attack 'autoattack'"),
+        ("adversarial", ("--attack", "fgsm,deepfool"), "unknown attack 'deepfool'"),
         ("adversarial", ("--eps", "1/255,-0.1"), "attack eps must be finite and >= 0, got -0.1"),
         ("adversarial", ("--from-run", "nope"), "no finished run with id 'nope'"),
         ("geometric", ("--attack", "fgsm"), "takes no option(s) ['attacks']"),
