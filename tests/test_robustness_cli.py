@@ -161,3 +161,19 @@ def test_committed_suite_files_expand(tmp_path: Path) -> None:
         suite = load_suite(root / name)
         with pytest.raises(EqdpError, match="no finished standard record for cnn"):
             list(suite_configs(suite, results_root=tmp_path))
+
+
+def test_suite_counts_an_epsilon_inf_run_as_finished(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    from eqdp.benchmarks import RunConfig
+    from eqdp.benchmarks.suite import is_finished
+    from eqdp.results import load_records
+
+    config = RunConfig(
+        benchmark="dp", model="cnn", dataset="breastmnist", options={"epsilon": float("inf")}
+    )
+    write_record(make_record(benchmark="dp", config=config.as_dict()), tmp_path)
+    records = load_records(tmp_path)  # the record stores epsilon inf as null
+    assert is_finished(config, records)
+    assert not is_finished(replace(config, options={"epsilon": 8.0}), records)

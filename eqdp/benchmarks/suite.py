@@ -42,7 +42,7 @@ else:  # pragma: no cover
     import tomli as tomllib
 from eqdp.errors import EqdpError
 from eqdp.models import MODELS
-from eqdp.results.records import load_records, results_dir
+from eqdp.results.records import json_safe, load_records, results_dir
 from eqdp.train import TrainConfig
 
 TRAIN_FIELDS = {f.name for f in fields(TrainConfig)}
@@ -152,7 +152,8 @@ def _run_key(record_like: dict) -> str:
         "options": config.get("options", {}),
         "model_kwargs": config.get("model_kwargs", {}),
     }
-    return json.dumps(key, sort_keys=True, default=list)
+    # As stored: a config's epsilon = inf is null in its record.
+    return json.dumps(json_safe(key), sort_keys=True, default=list)
 
 
 def is_finished(config: RunConfig, records: list[dict]) -> bool:

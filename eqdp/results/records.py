@@ -62,14 +62,14 @@ def record_path(root: Path, record: dict) -> Path:
     return root / record["benchmark"] / group / record["model"] / f"{record['run_id']}.json"
 
 
-def _json_safe(value):
+def json_safe(value):
     """NaN/inf are not JSON: store them as null."""
     if isinstance(value, float) and not math.isfinite(value):
         return None
     if isinstance(value, dict):
-        return {k: _json_safe(v) for k, v in value.items()}
+        return {k: json_safe(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
+        return [json_safe(v) for v in value]
     return value
 
 
@@ -94,7 +94,7 @@ def validate_record(record: object) -> str | None:
 
 def write_record(record: dict, root: str | os.PathLike | None = None) -> Path:
     """Validate and write a record atomically (temp file in the same folder + os.replace)."""
-    record = _json_safe(record)
+    record = json_safe(record)
     problem = validate_record(record)
     if problem:
         raise ValueError(f"refusing to write an invalid record: {problem}")
