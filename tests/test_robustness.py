@@ -134,7 +134,7 @@ class GradientMasked(nn.Module):
 
 
 def test_autoattack_sees_through_masked_gradients_where_pgd_does_not() -> None:
-    from eqdp.attacks.autoattack import autoattack
+    from eqdp.attacks.autoattack import autoattack, autoattack_params
 
     model = GradientMasked().eval()
     images = torch.rand(32, 1, 8, 8, generator=torch.Generator().manual_seed(1))
@@ -149,6 +149,9 @@ def test_autoattack_sees_through_masked_gradients_where_pgd_does_not() -> None:
     assert auto_images.min() >= 0 and auto_images.max() <= 1
     again = autoattack(model, images, labels, eps, task="binary-class", square_queries=100)
     assert torch.equal(again, auto_images)  # seeded
+    params = autoattack_params()  # what an adversarial record states about the run
+    assert params["library"].startswith("adversarial-robustness-toolbox 1.")
+    assert (params["apgd_iterations"], params["square_queries"]) == (100, 5000)
 
 
 def test_autoattack_budget_zero_negative_and_multi_label(

@@ -23,6 +23,19 @@ APGD_ITERATIONS = 100
 SQUARE_QUERIES = 5000
 
 
+def autoattack_params() -> dict:
+    """What a record needs to say about the AutoAttack it ran."""
+    from importlib.metadata import version
+
+    return {
+        "library": f"adversarial-robustness-toolbox {version('adversarial-robustness-toolbox')}",
+        "components": "apgd-ce, apgd-dlr (3+ classes), square",
+        "apgd_iterations": APGD_ITERATIONS,
+        "apgd_restarts": 1,
+        "square_queries": SQUARE_QUERIES,
+    }
+
+
 def autoattack(
     model: nn.Module,
     images: torch.Tensor,

@@ -26,6 +26,7 @@ from eqdp.attacks import (
     attack,
     wrongness,
 )
+from eqdp.attacks.autoattack import autoattack_params
 from eqdp.benchmarks.base import RunConfig, accept_options, register_benchmark
 from eqdp.benchmarks.pretrained import source_record, train_or_load
 from eqdp.data import Split
@@ -146,6 +147,7 @@ def run_adversarial(config: RunConfig, on_epoch: EpochCallback | None = None) ->
                 "step_size": f"{STEP_SIZE_FACTOR:g} * eps / steps",
                 "random_start": True,
                 "monotone_in_eps": True,
+                **({"autoattack": autoattack_params()} if "autoattack" in attacks else {}),
             },
             "results": results,
         }
