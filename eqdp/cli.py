@@ -231,16 +231,6 @@ def _run_with_progress(config: RunConfig, results_dir: Path | None) -> None:
     )
 
 
-def only_those(configs: list[RunConfig], field: str, wanted: str) -> list[RunConfig]:
-    """The configurations whose ``field`` is in the comma list; names the suite lacks fail."""
-    present = sorted({getattr(c, field) for c in configs})
-    names = [name.strip() for name in wanted.split(",")]
-    for name in names:
-        if name not in present:
-            raise unknown_choice(f"{field} in this suite", name, present)
-    return [c for c in configs if getattr(c, field) in names]
-
-
 @app.command()
 def suite(
     file: Annotated[
@@ -257,24 +247,27 @@ def suite(
     only_model: Annotated[
         str | None, typer.Option("--model", help="Run only these models (comma list).")
     ] = None,
+    only_seed: Annotated[
+        str | None, typer.Option("--seed", help="Run only these seeds (comma list).")
+    ] = None,
 ) -> None:
     """Run every configuration of a declarative suite; runs already recorded are skipped.
 
-    --dataset/--model split a suite into parts that separate processes can run.
+    --dataset/--model/--seed split a suite into parts that separate processes can run.
 
     Example: [bold]eqdp suite benchmarks/standard-cpu.toml --dry-run[/]
     """
 
     def body() -> None:
-        from eqdp.benchmarks.suite import is_finished, load_suite, suite_configs
+        from eqdp.benchmarks.suite import is_finished, load_suite, only_those, suite_configs
 
         suite_file = load_suite(file)
         data = str(data_dir) if data_dir else None
         configs = list(suite_configs(suite_file, data, device, results_dir, verify_md5))
-        if only_dataset:
-            configs = only_those(configs, "dataset", only_dataset)
-        if only_model:
-            configs = only_those(configs, "model", only_model)
+        filters = {"dataset": only_dataset, "model": only_model, "seed": only_seed}
+        for field, wanted in filters.items():
+            if wanted:
+                configs = only_those(configs, field, wanted)
         done = load_records(results_dir, on_skip=None)
         pending = [c for c in configs if not is_finished(c, done)]
         # As in `run`: a bad configuration must fail before the first run writes anything.

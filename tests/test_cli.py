@@ -141,6 +141,10 @@ def test_suite_dry_run_and_skip(tmp_path: Path) -> None:
     typo = invoke("suite", str(suite), "--dry-run", "--model", "eq-nasnt")
     assert typo.exit_code == 2
     assert "unknown model in this suite 'eq-nasnt'; valid choices: cnn, eq-nasnet" in typo.output
+    seed = invoke("suite", str(suite), "--dry-run", "--model", "cnn", "--seed", "1")
+    assert seed.exit_code == 0 and "1 runs, 0 already recorded" in seed.stdout
+    assert "cnn breastmnist seed 1" in seed.stdout and "seed 0" not in seed.stdout
+    assert "unknown seed in this suite '7'" in invoke("suite", str(suite), "--seed", "7").output
     suite.write_text(
         'benchmark = "standard"\nmodels = ["cnn"]\nseeds = [0]\n[datasets.breastmnist]\nepoch = 3\n'
     )

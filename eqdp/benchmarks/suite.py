@@ -40,7 +40,7 @@ if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover
     import tomli as tomllib
-from eqdp.errors import EqdpError
+from eqdp.errors import EqdpError, unknown_choice
 from eqdp.models import MODELS
 from eqdp.results.records import json_safe, load_records, results_dir
 from eqdp.train import TrainConfig
@@ -160,3 +160,13 @@ def is_finished(config: RunConfig, records: list[dict]) -> bool:
     as_record = {**config.as_dict(), "config": config.as_dict()}
     wanted = _run_key(as_record)
     return any(_run_key(record) == wanted for record in records)
+
+
+def only_those(configs: list[RunConfig], field: str, wanted: str) -> list[RunConfig]:
+    """The configurations whose ``field`` is in the comma list; values the suite lacks fail."""
+    present = sorted({str(getattr(config, field)) for config in configs})
+    names = [name.strip() for name in wanted.split(",")]
+    for name in names:
+        if name not in present:
+            raise unknown_choice(f"{field} in this suite", name, present)
+    return [config for config in configs if str(getattr(config, field)) in names]
