@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from pathlib import Path
 
 import pytest
@@ -41,6 +42,25 @@ def test_write_is_atomic_and_laid_out_by_benchmark_dataset_model(tmp_path: Path)
     assert path == tmp_path / "standard" / "breastmnist_28" / "cnn" / "run-cnn-0-0.8.json"
     assert not list(path.parent.glob(".tmp-*"))
     assert json.loads(path.read_text())["metrics"]["test"]["auc"] == 0.8
+
+
+def test_record_mode_follows_the_umask_and_a_failed_write_leaves_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    previous = os.umask(0o022)
+    try:
+        path = write_record(make_record(), tmp_path)
+    finally:
+        os.umask(previous)
+    assert path.stat().st_mode & 0o777 == 0o644  # not mkstemp's private 0600
+
+    def refuse(*_: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "replace", refuse)
+    with pytest.raises(EqdpError, match="cannot write result record .*No space left"):
+        write_record(make_record(seed=1), tmp_path)
+    assert sorted(p.name for p in path.parent.iterdir()) == [path.name]
 
 
 def test_nan_metrics_are_stored_as_null(tmp_path: Path) -> None:

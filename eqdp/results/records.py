@@ -99,9 +99,12 @@ def write_record(record: dict, root: str | os.PathLike | None = None) -> Path:
     if problem:
         raise ValueError(f"refusing to write an invalid record: {problem}")
     path = record_path(results_dir(root), record)
+    temporary = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".json")
+        # mkstemp makes the file private (0600); a record is as readable as any file the user makes.
+        os.fchmod(descriptor, 0o666 & ~_current_umask())
         with os.fdopen(descriptor, "w") as handle:
             json.dump(record, handle, indent=2, sort_keys=False)
             handle.write("\n")
@@ -110,7 +113,16 @@ def write_record(record: dict, root: str | os.PathLike | None = None) -> Path:
         os.replace(temporary, path)
     except OSError as error:
         raise EqdpError(f"cannot write result record under {path.parent}: {error}") from error
+    finally:
+        if temporary is not None and os.path.exists(temporary):  # only when replace never ran
+            os.remove(temporary)
     return path
+
+
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 SkipHandler = Callable[[Path, str], None]
