@@ -30,7 +30,7 @@ from eqdp.models import MODELS, describe_model, list_models
 from eqdp.results import FORMATS, aggregate, filter_records, load_records
 from eqdp.results import leaderboard as board
 from eqdp.runtime import apply_environment
-from eqdp.train import DEVICES, EpochStats, TrainConfig
+from eqdp.train import DEVICES, EpochStats, StageProgress, TrainConfig
 
 app = typer.Typer(
     name="eqdp",
@@ -215,14 +215,25 @@ def _run_with_progress(config: RunConfig, results_dir: Path | None) -> None:
     with Progress(*columns, console=errors, disable=not errors.is_terminal) as progress:
         task = progress.add_task(label, total=config.train.epochs, status="loading")
 
-        def on_epoch(stats: EpochStats) -> None:
-            status = f"loss {stats.train_loss:.4f}  val AUC {stats.val_auc:.3f}"
-            progress.update(task, advance=1, total=stats.epochs, status=status)
+        def on_progress(update: EpochStats | StageProgress) -> None:
+            if isinstance(update, StageProgress):
+                status = update.status
+                progress.update(
+                    task,
+                    completed=update.done,
+                    total=update.total,
+                    status=status,
+                    description=f"{label} {update.stage}",
+                )
+                line = f"{label}: {update.stage} {update.done}/{update.total} {status}"
+            else:
+                status = f"loss {update.train_loss:.4f}  val AUC {update.val_auc:.3f}"
+                progress.update(task, advance=1, total=update.epochs, status=status)
+                line = f"{label}: epoch {update.epoch}/{update.epochs} {status}"
             if not errors.is_terminal:
-                line = f"{label}: epoch {stats.epoch}/{stats.epochs} {status}"
                 errors.print(line, soft_wrap=True)
 
-        record, path = run_benchmark(config, results_dir, on_epoch)
+        record, path = run_benchmark(config, results_dir, on_progress)
     test = record["metrics"]["test"]
     console.print(
         f"[green]done[/] {label}: test AUC {test['auc']:.3f} ACC {test['acc']:.3f} "

@@ -66,7 +66,18 @@ class FitResult:
     history: list[EpochStats] = field(default_factory=list)
 
 
-EpochCallback = Callable[[EpochStats], None]
+@dataclass(frozen=True)
+class StageProgress:
+    """Progress of the work after training (e.g. attacking the test set): ``done`` of ``total``."""
+
+    stage: str
+    done: int
+    total: int
+    status: str
+
+
+# Called with an EpochStats after every training epoch, then with StageProgress updates.
+ProgressCallback = Callable[[EpochStats | StageProgress], None]
 
 
 def select_device(name: str = "auto") -> torch.device:
@@ -169,7 +180,7 @@ def fit(
     config: TrainConfig,
     seed: int,
     device: torch.device,
-    on_epoch: EpochCallback | None = None,
+    on_progress: ProgressCallback | None = None,
 ) -> FitResult:
     """Train, keep the checkpoint with the best validation AUC, test it."""
     seed_everything(seed)
@@ -206,8 +217,8 @@ def fit(
         mean_loss = total_loss / max(n_train, 1)
         stats = EpochStats(epoch, config.epochs, mean_loss, val["acc"], val["auc"], lr)
         selection.observe(stats, val, model)
-        if on_epoch is not None:
-            on_epoch(stats)
+        if on_progress is not None:
+            on_progress(stats)
 
     assert selection.best_state is not None
     model.load_state_dict(selection.best_state)

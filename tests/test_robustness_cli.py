@@ -58,6 +58,9 @@ def test_adversarial_trains_then_attacks(synthetic_dir: Path, tmp_path: Path) ->
         ("fgsm", 0.0), ("fgsm", 8 / 255), ("pgd-l2", 0.0), ("pgd-l2", 8 / 255),
     ]  # fmt: skip
     assert adversarial["results"][0]["acc"] == adversarial["clean"]["acc"]
+    # one progress line per attacked batch (32 test images, eval batch 512: one batch each)
+    assert "attack 1/4 fgsm eps 0" in result.output
+    assert "attack 4/4 pgd-l2 eps 0.03137" in result.output
     assert record["source_run"] is None and record["timing"]["eval_seconds"] > 0
 
 

@@ -13,13 +13,13 @@ from eqdp.benchmarks import standard as _standard  # noqa: F401  (registers "sta
 from eqdp.benchmarks.base import BENCHMARKS, Benchmark, RunConfig, list_benchmarks
 from eqdp.results.checkpoints import save_checkpoint
 from eqdp.results.records import write_record
-from eqdp.train import EpochCallback
+from eqdp.train import ProgressCallback
 
 
 def run_benchmark(
     config: RunConfig,
     results_root: str | Path | None = None,
-    on_epoch: EpochCallback | None = None,
+    on_progress: ProgressCallback | None = None,
 ) -> tuple[dict, Path]:
     """Run one configuration; write its checkpoint and then its record. Returns both.
 
@@ -30,7 +30,7 @@ def run_benchmark(
         config = replace(config, results_dir=str(results_root))
     benchmark = BENCHMARKS.get(config.benchmark)
     benchmark.check(config)
-    record, state = benchmark.run(config, on_epoch)
+    record, state = benchmark.run(config, on_progress)
     checkpoint = save_checkpoint(record["run_id"], state)
     record["checkpoint"] = checkpoint.name
     return record, write_record(record, results_root)

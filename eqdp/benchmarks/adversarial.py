@@ -33,7 +33,7 @@ from eqdp.data import Split
 from eqdp.data.medmnist_data import MULTI_LABEL, dataset_info
 from eqdp.errors import EqdpError, unknown_choice
 from eqdp.metrics import evaluate
-from eqdp.train import EpochCallback, autocast_for, scores_from_logits
+from eqdp.train import ProgressCallback, StageProgress, autocast_for, scores_from_logits
 
 OPTIONS: tuple[str, ...] = ("attacks", "attack_eps", "from_run")
 
@@ -76,8 +76,12 @@ def robust_evaluation(
     seed: int = 0,
     batch_size: int = 512,
     steps: int = PGD_STEPS,
+    on_progress: ProgressCallback | None = None,
 ) -> list[dict]:
-    """One ``{"attack", "norm", "eps", "acc", "auc"}`` per (attack, eps), eps ascending."""
+    """One ``{"attack", "norm", "eps", "acc", "auc"}`` per (attack, eps), eps ascending.
+
+    ``on_progress`` gets a StageProgress after every attacked batch.
+    """
     pixel_model = PixelSpaceModel(model).eval()
     device = next(model.parameters()).device
     # Same float ops as to_model_input, so eps 0 reproduces the clean predictions exactly.
@@ -85,14 +89,17 @@ def robust_evaluation(
     labels = split.labels.to(device)
     labels_np = split.labels.cpu().numpy()
     clean_logits = _logits(pixel_model, clean, batch_size)
+    starts = range(0, len(clean), batch_size)
+    total, done = len(starts) * sum(len(eps_list) for eps_list in attacks.values()), 0
     results = []
     for name, eps_list in attacks.items():
         generator = torch.Generator().manual_seed(seed)
         worst, worst_logits = clean, clean_logits
         worst_wrong = wrongness(task, clean_logits, labels)
         for eps in sorted(eps_list):
-            adversarial = torch.cat(
-                [
+            batches = []
+            for start in starts:
+                batches.append(
                     attack(
                         name,
                         pixel_model,
@@ -103,9 +110,11 @@ def robust_evaluation(
                         steps=steps,
                         generator=generator,
                     )
-                    for start in range(0, len(clean), batch_size)
-                ]
-            )
+                )
+                done += 1
+                if on_progress is not None:
+                    on_progress(StageProgress("attack", done, total, f"{name} eps {eps:.4g}"))
+            adversarial = torch.cat(batches)
             logits = _logits(pixel_model, adversarial, batch_size)
             wrong = wrongness(task, logits, labels)
             better = wrong >= worst_wrong  # ties go to the new, larger-budget image
@@ -123,8 +132,10 @@ def robust_evaluation(
     "train (or load --from-run) then test ACC/AUC under FGSM and PGD at several eps",
     check=check_adversarial,
 )
-def run_adversarial(config: RunConfig, on_epoch: EpochCallback | None = None) -> tuple[dict, dict]:
-    prepared = train_or_load(config, on_epoch)
+def run_adversarial(
+    config: RunConfig, on_progress: ProgressCallback | None = None
+) -> tuple[dict, dict]:
+    prepared = train_or_load(config, on_progress)
     context = prepared.context
     chosen = config.options.get("attacks", DEFAULT_ATTACKS)
     attacks = {name: budgets(config, name) for name in chosen}
@@ -136,6 +147,7 @@ def run_adversarial(config: RunConfig, on_epoch: EpochCallback | None = None) ->
         attacks,
         seed=config.seed,
         batch_size=config.train.eval_batch_size,
+        on_progress=on_progress,
     )
     extra = {
         "adversarial": {

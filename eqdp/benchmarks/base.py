@@ -11,7 +11,7 @@ import torch
 from eqdp.data.medmnist_data import check_flag, check_size
 from eqdp.errors import EqdpError
 from eqdp.registry import Registry
-from eqdp.train import EpochCallback, TrainConfig
+from eqdp.train import ProgressCallback, TrainConfig
 
 
 @dataclass(frozen=True)
@@ -63,7 +63,7 @@ def accept_options(config: RunConfig, allowed: tuple[str, ...]) -> None:
 class Benchmark:
     name: str
     # returns (record without checkpoint name, selected state dict)
-    run: Callable[[RunConfig, EpochCallback | None], tuple[dict, dict[str, torch.Tensor]]]
+    run: Callable[[RunConfig, ProgressCallback | None], tuple[dict, dict[str, torch.Tensor]]]
     description: str
     # raises EqdpError for a configuration the benchmark cannot run; called before any run
     check: Callable[[RunConfig], None] = accept_no_options

@@ -14,7 +14,7 @@ from eqdp.data.subsets import check_fraction, stratified_subset
 from eqdp.errors import EqdpError
 from eqdp.models import create_model, model_spec
 from eqdp.privacy import DP_OPTION_KEYS, dp_config_from_options, fit_private
-from eqdp.train import EpochCallback
+from eqdp.train import ProgressCallback
 
 
 def check_dp(config: RunConfig) -> None:
@@ -45,7 +45,7 @@ def dp_setting(config: RunConfig, epsilon: float | None, noise: float | None) ->
     "epsilon; epsilon=inf is the same pipeline without noise or clipping",
     check=check_dp,
 )
-def run_dp(config: RunConfig, on_epoch: EpochCallback | None = None) -> tuple[dict, dict]:
+def run_dp(config: RunConfig, on_progress: ProgressCallback | None = None) -> tuple[dict, dict]:
     context, train, extra = prepare_run(config, dp=True), config.train, None
     if "fraction" in config.options:
         # DP on a subset: the accountant, delta and sampling rate all see the subset size.
@@ -74,7 +74,7 @@ def run_dp(config: RunConfig, on_epoch: EpochCallback | None = None) -> tuple[di
         dp,
         config.seed,
         context.device,
-        on_epoch,
+        on_progress,
     )
     target = dp.target_epsilon if math.isfinite(dp.target_epsilon) else math.inf
     setting = dp_setting(config, target, config.options.get("noise_multiplier"))

@@ -27,7 +27,7 @@ from eqdp.benchmarks.pretrained import source_record, train_or_load
 from eqdp.data import Split
 from eqdp.data.transforms import GeometricTransform, geometric_transforms, rotate
 from eqdp.metrics import correct_fraction, evaluate
-from eqdp.train import EpochCallback, scores_from_logits, to_model_input
+from eqdp.train import ProgressCallback, scores_from_logits, to_model_input
 
 OPTIONS: tuple[str, ...] = ("from_run",)
 
@@ -118,8 +118,10 @@ def geometric_evaluation(
     "train (or load --from-run) then test under D4, rotations every 15° and scalings",
     check=check_geometric,
 )
-def run_geometric(config: RunConfig, on_epoch: EpochCallback | None = None) -> tuple[dict, dict]:
-    prepared = train_or_load(config, on_epoch)
+def run_geometric(
+    config: RunConfig, on_progress: ProgressCallback | None = None
+) -> tuple[dict, dict]:
+    prepared = train_or_load(config, on_progress)
     context = prepared.context
     started = time.perf_counter()
     summary = geometric_evaluation(

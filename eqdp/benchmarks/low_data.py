@@ -24,7 +24,7 @@ from eqdp.data import load_dataset
 from eqdp.data.medmnist_data import resolve_data_dir
 from eqdp.data.subsets import check_fraction, class_counts, stratified_subset
 from eqdp.errors import EqdpError
-from eqdp.train import EpochCallback, TrainConfig, fit
+from eqdp.train import ProgressCallback, TrainConfig, fit
 
 MAX_EPOCH_SCALE = 10
 EPOCH_RULE = f"epochs scaled so optimiser steps >= the full-data run's, at most x{MAX_EPOCH_SCALE}"
@@ -86,9 +86,11 @@ def subset_run(context: RunContext, fraction: float) -> tuple[RunContext, TrainC
     "train on a stratified fraction of the training split (--fraction), test on the full split",
     check=check_low_data,
 )
-def run_low_data(config: RunConfig, on_epoch: EpochCallback | None = None) -> tuple[dict, dict]:
+def run_low_data(
+    config: RunConfig, on_progress: ProgressCallback | None = None
+) -> tuple[dict, dict]:
     fraction = float(config.options["fraction"])
     context, train, info = subset_run(prepare_run(config), fraction)
-    result = fit(context.model, context.data, train, config.seed, context.device, on_epoch)
+    result = fit(context.model, context.data, train, config.seed, context.device, on_progress)
     setting = f"fraction={fraction:g} {standard_setting(config)}"
     return build_record(context, result, setting, extra={"low_data": info}), result.best_state

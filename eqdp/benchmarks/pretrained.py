@@ -21,7 +21,7 @@ from eqdp.errors import EqdpError
 from eqdp.models import create_model, describe_model
 from eqdp.results.checkpoints import checkpoint_path, load_checkpoint
 from eqdp.results.records import find_record
-from eqdp.train import EpochCallback, FitResult, TrainConfig, evaluate_split, fit, select_device
+from eqdp.train import FitResult, ProgressCallback, TrainConfig, evaluate_split, fit, select_device
 
 OPACUS_PREFIX = "_module."  # GradSampleModule's parameter names carry this prefix
 
@@ -78,12 +78,12 @@ class Prepared:
         return record
 
 
-def train_or_load(config: RunConfig, on_epoch: EpochCallback | None = None) -> Prepared:
+def train_or_load(config: RunConfig, on_progress: ProgressCallback | None = None) -> Prepared:
     source = source_record(config)
     if source is None:
         context = prepare_run(config)
         result = fit(
-            context.model, context.data, config.train, config.seed, context.device, on_epoch
+            context.model, context.data, config.train, config.seed, context.device, on_progress
         )
         context.model.eval()
         return Prepared(context, result, standard_setting(config))

@@ -32,10 +32,10 @@ from eqdp.privacy.accounting import calibrate_noise, rdp_epsilon, spent_epsilon
 from eqdp.privacy.config import DPConfig
 from eqdp.privacy.grad_sample.equivariant_conv import skip_batch_filter_gradients
 from eqdp.train import (
-    EpochCallback,
     EpochStats,
     FitResult,
     ModelSelection,
+    ProgressCallback,
     TrainConfig,
     autocast_for,
     evaluate_split,
@@ -125,7 +125,7 @@ def fit_private(
     dp: DPConfig,
     seed: int,
     device: torch.device,
-    on_epoch: EpochCallback | None = None,
+    on_progress: ProgressCallback | None = None,
 ) -> tuple[FitResult, dict]:
     """Train under DP-SGD; return the fit result and the record's ``privacy`` block."""
     seed_everything(seed)
@@ -203,8 +203,8 @@ def fit_private(
         mean_loss = total_loss / max(counted, 1)
         stats = EpochStats(epoch, train.epochs, mean_loss, val["acc"], val["auc"], lr)
         selection.observe(stats, val, model)
-        if on_epoch is not None:
-            on_epoch(stats)
+        if on_progress is not None:
+            on_progress(stats)
 
     assert selection.best_state is not None
     eval_model.load_state_dict(selection.best_state)
