@@ -1,20 +1,17 @@
-"""The ``eqdp`` command line: a thin Typer layer over the Python API."""
+"""eqdp run and eqdp suite: configurations in, records out, with progress."""
 
 from __future__ import annotations
 
 import itertools
-import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
-from eqdp.benchmarks import BENCHMARKS, RunConfig, list_benchmarks, run_benchmark
-from eqdp.cli_options import (
+from eqdp.benchmarks import BENCHMARKS, RunConfig, run_benchmark
+from eqdp.cli.common import app, console, errors, guarded
+from eqdp.cli.options import (
     DataDir,
     Device,
     ResultsDir,
@@ -24,44 +21,11 @@ from eqdp.cli_options import (
     parse_number,
     robustness_option,
 )
-from eqdp.data import AUGMENTATIONS, FLAGS_2D, SIZES, dataset_info
-from eqdp.errors import EqdpError, unknown_choice
-from eqdp.models import MODELS, describe_model, list_models
-from eqdp.results import FORMATS, aggregate, filter_records, load_records
-from eqdp.results import leaderboard as board
-from eqdp.runtime import apply_environment
+from eqdp.data import AUGMENTATIONS
+from eqdp.errors import unknown_choice
+from eqdp.models import MODELS
+from eqdp.results import load_records
 from eqdp.train import DEVICES, EpochStats, StageProgress, TrainConfig
-
-app = typer.Typer(
-    name="eqdp",
-    help="Benchmarks for equivariant CNNs on MedMNIST: standard, DP-SGD, low-data, robustness.\n\n"
-    "Examples:\n\n"
-    "  eqdp run standard --model eq-nasnet --dataset breastmnist --epochs 10\n\n"
-    "  eqdp leaderboard --benchmark standard --dataset breastmnist\n\n"
-    "  eqdp list models",
-    rich_markup_mode="rich",
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-)
-# Piped output (files, CI logs) gets wide tables instead of rich's 80-column default.
-_WIDTH = None if sys.stdout.isatty() else 160
-console = Console(width=_WIDTH)
-errors = Console(stderr=True, width=_WIDTH)
-
-LIST_WHATS = ("models", "benchmarks", "datasets")
-
-
-def fail(message: str) -> typer.Exit:
-    errors.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
-    return typer.Exit(code=2)
-
-
-def guarded(function: Callable[[], None]) -> None:
-    """Run a command body; EqdpError becomes a one-line error and exit code 2."""
-    try:
-        function()
-    except EqdpError as error:
-        raise fail(str(error)) from None
 
 
 @app.command()
@@ -298,189 +262,3 @@ def suite(
                 _run_with_progress(config, results_dir)
 
     guarded(body)
-
-
-@app.command("list")
-def list_(
-    what: Annotated[str, typer.Argument(help="models, benchmarks or datasets.")] = "models",
-) -> None:
-    """List registered models (params, MACs, group), benchmarks or datasets."""
-
-    def body() -> None:
-        if what not in LIST_WHATS:
-            raise unknown_choice("list", what, LIST_WHATS)
-        table = Table(title=f"eqdp {what}")
-        if what == "models":
-            for column in ("model", "family", "group", "params", "MACs (1x28x28)", "description"):
-                table.add_column(column)
-            for name in list_models():
-                spec, info = MODELS.get(name), describe_model(name)
-                table.add_row(
-                    name,
-                    spec.family,
-                    info.group or "-",
-                    board.human_count(info.params),
-                    board.human_count(info.macs),
-                    spec.description,
-                )
-        elif what == "benchmarks":
-            table.add_column("benchmark")
-            table.add_column("description")
-            for name in list_benchmarks():
-                table.add_row(name, BENCHMARKS.get(name).description)
-        else:
-            for column in ("dataset", "task", "channels", "classes", "train/val/test", "sizes"):
-                table.add_column(column)
-            for flag in FLAGS_2D:
-                info = dataset_info(flag)
-                counts = info["n_samples"]
-                table.add_row(
-                    flag,
-                    info["task"],
-                    str(info["n_channels"]),
-                    str(len(info["label"])),
-                    f"{counts['train']}/{counts['val']}/{counts['test']}",
-                    ",".join(str(s) for s in SIZES),
-                )
-        console.print(table)
-
-    guarded(body)
-
-
-@app.command()
-def info(
-    model: Annotated[str, typer.Argument(help="Model name.")],
-    dataset: Annotated[
-        str | None, typer.Option(help="Size the input and head for this dataset.")
-    ] = None,
-    size: Annotated[int, typer.Option(help="Image size.")] = 28,
-) -> None:
-    """Parameters, MACs, symmetry group and input size of a model."""
-
-    def body() -> None:
-        MODELS.get(model)
-        channels, classes = 1, 2
-        if dataset is not None:
-            if dataset not in FLAGS_2D:
-                raise unknown_choice("dataset", dataset, FLAGS_2D)
-            channels, classes = (
-                dataset_info(dataset)["n_channels"],
-                len(dataset_info(dataset)["label"]),
-            )
-        if size not in SIZES:
-            raise unknown_choice("size", size, SIZES)
-        described = describe_model(model, channels, classes, size)
-        table = Table(title=f"{model}" + (f" on {dataset}" if dataset else ""), show_header=False)
-        table.add_row("family", MODELS.get(model).family)
-        table.add_row("symmetry group", described.group or "none (translations only)")
-        table.add_row("parameters", f"{described.params:,}")
-        table.add_row("MACs / image", f"{described.macs:,}")
-        table.add_row("input", "x".join(str(d) for d in described.input_shape))
-        table.add_row("classes", str(classes))
-        table.add_row("DP-SGD", MODELS.get(model).dp_refusal or "supported")
-        console.print(table)
-
-    guarded(body)
-
-
-@app.command()
-def leaderboard(
-    benchmark: Annotated[str | None, typer.Option(help="Only this benchmark.")] = None,
-    dataset: Annotated[str | None, typer.Option(help="Only this dataset.")] = None,
-    model: Annotated[str | None, typer.Option(help="Only this model.")] = None,
-    size: Annotated[int | None, typer.Option(help="Only this image size.")] = None,
-    results_dir: ResultsDir = None,
-    format: Annotated[str, typer.Option(help="table, markdown, csv or json.")] = "table",
-) -> None:
-    """Mean ± std over seeds of test AUC/ACC per (benchmark, dataset, model, setting)."""
-
-    def body() -> None:
-        if format not in FORMATS:
-            raise unknown_choice("format", format, FORMATS)
-
-        def report_skip(path: Path, reason: str) -> None:
-            errors.print(f"[yellow]skipping[/] {path}: {reason}", highlight=False)
-
-        records = load_records(results_dir, on_skip=report_skip)
-        chosen = filter_records(
-            records, benchmark=benchmark, dataset=dataset, model=model, size=size
-        )
-        rows = aggregate(chosen)
-        if format == "markdown":
-            sys.stdout.write(board.to_markdown(rows))
-        elif format == "csv":
-            sys.stdout.write(board.to_csv(rows))
-        elif format == "json":
-            sys.stdout.write(board.to_json(rows))
-        else:
-            table = Table(title=f"eqdp leaderboard ({len(chosen)} records)")
-            header, cells = board.display_table(rows)
-            for column in header:
-                table.add_column(column)
-            for line in cells:
-                table.add_row(*line)
-            console.print(table)
-
-    guarded(body)
-
-
-@app.command()
-def readme(
-    file: Annotated[Path, typer.Argument(help="Markdown file with eqdp:table blocks.")] = Path(
-        "README.md"
-    ),
-    results_dir: ResultsDir = None,
-    check: Annotated[bool, typer.Option(help="Fail if the tables are out of date.")] = False,
-) -> None:
-    """Regenerate the result tables in README.md from the records in results/."""
-
-    def body() -> None:
-        from eqdp.report.readme import update_readme
-
-        if not file.is_file():
-            raise EqdpError(f"{file} is not a file")
-        fresh = update_readme(file, results_dir, check=check)
-        if check and not fresh:
-            raise EqdpError(f"result tables in {file} are out of date; run `eqdp readme {file}`")
-        console.print(f"{file}: result tables {'up to date' if fresh else 'regenerated'}")
-
-    guarded(body)
-
-
-@app.command()
-def plot(
-    kind: Annotated[str, typer.Argument(help="low-data, adversarial, geometric or dp.")],
-    dataset: Annotated[str | None, typer.Option(help="Only this dataset.")] = None,
-    out: Annotated[
-        Path | None, typer.Option(help="Output file (.png, .svg or .pdf) \\[default: KIND.png].")
-    ] = None,
-    metric: Annotated[str, typer.Option(help="acc or auc.")] = "acc",
-    results_dir: ResultsDir = None,
-) -> None:
-    """Plot test ACC/AUC vs fraction, attack eps, rotation angle or epsilon from the records.
-
-    Example: [bold]eqdp plot low-data --dataset breastmnist --out low-data.svg[/]
-    """
-
-    def body() -> None:
-        from eqdp.report.plots import PLOT_KINDS, plot_records
-
-        if kind not in PLOT_KINDS:
-            raise unknown_choice("plot", kind, PLOT_KINDS)
-        if dataset is not None and dataset not in FLAGS_2D:
-            raise unknown_choice("dataset", dataset, FLAGS_2D)
-        target = out or Path(f"{kind}{'-' + dataset if dataset else ''}.png")
-        records = load_records(results_dir, on_skip=None)
-        path = plot_records(kind, records, target, metric=metric, dataset=dataset)
-        console.print(f"wrote {path}")
-
-    guarded(body)
-
-
-def main() -> None:
-    apply_environment()  # EQDP_KEEP_FREED_MEMORY: see eqdp/runtime.py
-    app()
-
-
-if __name__ == "__main__":
-    main()

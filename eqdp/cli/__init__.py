@@ -1,0 +1,24 @@
+"""The ``eqdp`` command line: a thin Typer layer over the Python API.
+
+Each module registers its commands on the shared app; the import order is the order of
+``eqdp --help``.
+"""
+
+from __future__ import annotations
+
+# isort: off
+from eqdp.cli import running  # noqa: F401  (each import registers its commands)
+from eqdp.cli import catalogue  # noqa: F401
+from eqdp.cli import reports  # noqa: F401
+from eqdp.cli.common import app
+from eqdp.runtime import apply_environment
+
+# isort: on
+
+
+def main() -> None:
+    apply_environment()  # EQDP_KEEP_FREED_MEMORY: see eqdp/runtime.py
+    app()
+
+
+__all__ = ["app", "main"]

@@ -1,0 +1,40 @@
+"""The Typer app, its consoles and the error guard that every eqdp command shares."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+
+import typer
+from rich.console import Console
+
+from eqdp.errors import EqdpError
+
+app = typer.Typer(
+    name="eqdp",
+    help="Benchmarks for equivariant CNNs on MedMNIST: standard, DP-SGD, low-data, robustness.\n\n"
+    "Examples:\n\n"
+    "  eqdp run standard --model eq-nasnet --dataset breastmnist --epochs 10\n\n"
+    "  eqdp leaderboard --benchmark standard --dataset breastmnist\n\n"
+    "  eqdp list models",
+    rich_markup_mode="rich",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+# Piped output (files, CI logs) gets wide tables instead of rich's 80-column default.
+_WIDTH = None if sys.stdout.isatty() else 160
+console = Console(width=_WIDTH)
+errors = Console(stderr=True, width=_WIDTH)
+
+
+def fail(message: str) -> typer.Exit:
+    errors.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    return typer.Exit(code=2)
+
+
+def guarded(function: Callable[[], None]) -> None:
+    """Run a command body; EqdpError becomes a one-line error and exit code 2."""
+    try:
+        function()
+    except EqdpError as error:
+        raise fail(str(error)) from None
