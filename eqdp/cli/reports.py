@@ -10,9 +10,7 @@ import typer
 from rich.table import Table
 
 from eqdp.cli.common import app, console, errors, guarded
-from eqdp.cli.options import (
-    ResultsDir,
-)
+from eqdp.cli.options import ResultsDir
 from eqdp.data import FLAGS_2D
 from eqdp.errors import EqdpError, unknown_choice
 from eqdp.results import FORMATS, aggregate, filter_records, load_records
