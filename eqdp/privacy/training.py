@@ -10,16 +10,17 @@ is what the accountant reports for the steps that did run.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import ParamSpec, TypeVar
 
 import torch
-from opacus import PrivacyEngine
+from opacus import GradSampleModule, PrivacyEngine
 from opacus.optimizers import DPOptimizer
 from opacus.utils.batch_memory_manager import BatchMemoryManager
 from opacus.utils.uniform_sampler import UniformWithReplacementSampler
@@ -101,6 +102,24 @@ def average_over_views(optimizer: DPOptimizer, views: int) -> None:
         parameter.grad_sample = grouped.mean(dim=1)
 
 
+@contextlib.contextmanager
+def _releasing_per_sample_state(
+    private_model: GradSampleModule, optimizer: DPOptimizer
+) -> Iterator[None]:
+    """Drop the last step's per-sample gradients and Opacus' hooks when training ends.
+
+    The hooks tie the model into reference cycles, so without this the last physical
+    batch's per-sample gradients (batch x parameters: 5.7 GB for ResNet-18 at 128)
+    outlive the run until Python's cycle collector happens to run, and a process
+    running several DP runs grew to 20 GB.
+    """
+    try:
+        yield
+    finally:
+        optimizer.zero_grad(set_to_none=True)
+        private_model.remove_hooks()
+
+
 def _without_expected_warnings(function: Callable[P, R]) -> Callable[P, R]:
     """Silence two warnings DP training raises on purpose, once per step."""
 
@@ -167,44 +186,45 @@ def fit_private(
 
     selection = ModelSelection()
     train_seconds, examples_seen = 0.0, 0
-    for epoch in range(1, train.epochs + 1):
-        private_model.train()
-        started = time.perf_counter()
-        total_loss, counted = 0.0, 0
-        with BatchMemoryManager(
-            data_loader=loader,
-            max_physical_batch_size=dp.physical_batch_size,
-            optimizer=dp_optimizer,
-        ) as physical_batches:
-            for index in physical_batches:
-                index = index.to(device)
-                images, labels = data.train.images[index], data.train.labels[index]
-                if dp.aug_mult > 1:
-                    images = images.repeat_interleave(dp.aug_mult, dim=0)
-                    labels = labels.repeat_interleave(dp.aug_mult, dim=0)
-                images = augmenter(images)
-                dp_optimizer.zero_grad(set_to_none=True)
-                with autocast_for(device):
-                    loss = loss_for(data.task, private_model(to_model_input(images)), labels)
-                loss.backward()
-                if dp.aug_mult > 1:
-                    average_over_views(dp_optimizer, dp.aug_mult)
-                dp_optimizer.step()
-                if len(index):
-                    total_loss += loss.item() * len(index)
-                    counted += len(index)
-        train_seconds += time.perf_counter() - started
-        examples_seen += counted
-        lr = dp_optimizer.param_groups[0]["lr"]
-        lr_schedule.step()
+    with _releasing_per_sample_state(private_model, dp_optimizer):
+        for epoch in range(1, train.epochs + 1):
+            private_model.train()
+            started = time.perf_counter()
+            total_loss, counted = 0.0, 0
+            with BatchMemoryManager(
+                data_loader=loader,
+                max_physical_batch_size=dp.physical_batch_size,
+                optimizer=dp_optimizer,
+            ) as physical_batches:
+                for index in physical_batches:
+                    index = index.to(device)
+                    images, labels = data.train.images[index], data.train.labels[index]
+                    if dp.aug_mult > 1:
+                        images = images.repeat_interleave(dp.aug_mult, dim=0)
+                        labels = labels.repeat_interleave(dp.aug_mult, dim=0)
+                    images = augmenter(images)
+                    dp_optimizer.zero_grad(set_to_none=True)
+                    with autocast_for(device):
+                        loss = loss_for(data.task, private_model(to_model_input(images)), labels)
+                    loss.backward()
+                    if dp.aug_mult > 1:
+                        average_over_views(dp_optimizer, dp.aug_mult)
+                    dp_optimizer.step()
+                    if len(index):
+                        total_loss += loss.item() * len(index)
+                        counted += len(index)
+            train_seconds += time.perf_counter() - started
+            examples_seen += counted
+            lr = dp_optimizer.param_groups[0]["lr"]
+            lr_schedule.step()
 
-        eval_model.load_state_dict(model.state_dict())
-        val = evaluate_split(eval_model, data.val, data.task, train.eval_batch_size)
-        mean_loss = total_loss / max(counted, 1)
-        stats = EpochStats(epoch, train.epochs, mean_loss, val["acc"], val["auc"], lr)
-        selection.observe(stats, val, model)
-        if on_progress is not None:
-            on_progress(stats)
+            eval_model.load_state_dict(model.state_dict())
+            val = evaluate_split(eval_model, data.val, data.task, train.eval_batch_size)
+            mean_loss = total_loss / max(counted, 1)
+            stats = EpochStats(epoch, train.epochs, mean_loss, val["acc"], val["auc"], lr)
+            selection.observe(stats, val, model)
+            if on_progress is not None:
+                on_progress(stats)
 
     assert selection.best_state is not None
     eval_model.load_state_dict(selection.best_state)
