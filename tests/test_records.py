@@ -115,6 +115,14 @@ def test_aggregate_mean_std_and_sorting() -> None:
     assert json.loads(to_json(rows))[0]["model"] == "eq-nasnet"
 
 
+def test_a_rerun_seed_replaces_the_earlier_record_in_the_mean() -> None:
+    records = [make_record(0, 0.6), make_record(1, 0.8)]
+    records.append(make_record(0, 0.7, created_at="2026-11-23T00:00:00+00:00"))
+    (row,) = aggregate(records)
+    assert row.n_seeds == 2
+    assert row.test_auc_mean == pytest.approx(0.75)
+
+
 def test_dp_rows_carry_epsilon_and_pivot_into_a_privacy_utility_table() -> None:
     from eqdp.results.leaderboard import privacy_utility_markdown
 
@@ -152,6 +160,29 @@ def test_robustness_tables_pivot_per_model_with_mean_and_std() -> None:
     table = adversarial_markdown([adversarial(0, 0.4), adversarial(1, 0.6), adversarial(2, 0.5)])
     assert "| dataset | model | clean ACC | fgsm 2/255 | pgd-linf 2/255 |" in table
     assert "| breastmnist (28) | cnn | 0.900 ± 0.000 | 0.500 ± 0.100 | 0.250 ± 0.050 |" in table
+
+    # AutoAttack run later on seed 0's checkpoint: a column of its own, not a 4th clean value.
+    later = {
+        "clean": {"acc": 0.9, "auc": 0.95},
+        "attacks": ["autoattack"],
+        "results": [{"attack": "autoattack", "norm": "linf", "eps": 2 / 255, "acc": 0.1}],
+    }
+    records = [adversarial(0, 0.4), adversarial(1, 0.6), adversarial(2, 0.5)]
+    for record in records:
+        record["source_run"] = f"standard-{record['seed']}"
+        record["adversarial"]["clean"] = {"acc": 0.8 + 0.05 * record["seed"], "auc": 0.9}
+    later["clean"] = records[0]["adversarial"]["clean"]
+    autoattack = make_record(
+        0,
+        benchmark="adversarial",
+        adversarial=later,
+        source_run="standard-0",
+        created_at="2026-11-23T00:00:00+00:00",
+    )
+    table = adversarial_markdown([*records, autoattack])
+    assert "| clean ACC | autoattack 2/255 | fgsm 2/255 | pgd-linf 2/255 |" in table
+    # Seed 0 counted twice would make the clean column 0.838 ± 0.048.
+    assert "| 0.850 ± 0.050 | 0.100 ± 0.000 (n=1) | 0.500 ± 0.100 | 0.250 ± 0.050 |" in table
 
     geometric = {"worst_case_acc_d4": 0.5, "max_invariance_error_d4": 2e-8}
     table = geometric_markdown([make_record(0, benchmark="geometric", geometric=geometric)])

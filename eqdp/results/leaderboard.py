@@ -66,12 +66,26 @@ def filter_records(records: list[dict], **wanted: object) -> list[dict]:
     return [r for r in records if all(v is None or r.get(k) == v for k, v in wanted.items())]
 
 
+def newest_per_seed(records: list[dict]) -> list[dict]:
+    """One record per seed, the newest: a rerun of a seed replaces it in the mean.
+
+    Without this a seed run twice (or a checkpoint attacked in two separate runs)
+    would weigh double in the mean while counting once in ``n_seeds``.
+    """
+    newest: dict[int, dict] = {}
+    for record in sorted(records, key=lambda r: (r["created_at"], r["run_id"])):
+        newest[record["seed"]] = record
+    return [newest[seed] for seed in sorted(newest)]
+
+
 def aggregate(records: list[dict]) -> list[LeaderboardRow]:
+    """One row per configuration (``GROUP_KEYS``): mean ± std over its seeds."""
     groups: dict[tuple, list[dict]] = defaultdict(list)
     for record in records:
         groups[tuple(record[k] for k in GROUP_KEYS)].append(record)
     rows = []
-    for key, members in groups.items():
+    for key, group in groups.items():
+        members = newest_per_seed(group)
         auc = mean_std([m["metrics"]["test"]["auc"] for m in members])
         acc = mean_std([m["metrics"]["test"]["acc"] for m in members])
         seconds = mean_std([m["timing"]["train_seconds"] for m in members])[0]
@@ -80,7 +94,7 @@ def aggregate(records: list[dict]) -> list[LeaderboardRow]:
         rows.append(
             LeaderboardRow(
                 *key,
-                n_seeds=len({m["seed"] for m in members}),
+                n_seeds=len(members),
                 test_auc_mean=auc[0],
                 test_auc_std=auc[1],
                 test_acc_mean=acc[0],

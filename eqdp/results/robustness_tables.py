@@ -80,8 +80,33 @@ def _robust_acc(attack: str, eps: float) -> Callable[[dict], float | None]:
     return value
 
 
+def merged_per_checkpoint(records: list[dict]) -> list[dict]:
+    """One adversarial record per attacked checkpoint, its results the union of its runs.
+
+    Attacks on one checkpoint may come from separate runs (FGSM and PGD in one,
+    AutoAttack later); merged, the checkpoint counts once in the clean column.
+    Where two runs share an (attack, eps), the newer result is kept.
+    """
+    runs: dict[tuple, list[dict]] = defaultdict(list)
+    for record in records:
+        checkpoint = record.get("source_run") or record["run_id"]
+        runs[(*_label(record), record["setting"], record["seed"], checkpoint)].append(record)
+    merged = []
+    for group in runs.values():
+        group.sort(key=lambda r: (r["created_at"], r["run_id"]))
+        results: dict[tuple[str, float], dict] = {}
+        for record in group:
+            results |= {(r["attack"], r["eps"]): r for r in record["adversarial"]["results"]}
+        newest = group[-1]
+        attacks = sorted({a for record in group for a in record["adversarial"]["attacks"]})
+        block = newest["adversarial"] | {"attacks": attacks, "results": list(results.values())}
+        merged.append(newest | {"adversarial": block})
+    return merged
+
+
 def adversarial_markdown(records: list[dict]) -> str:
     """Clean test ACC, then robust ACC at every (attack, eps) present in the records."""
+    records = merged_per_checkpoint(records)
     columns = [("clean ACC", lambda r: r["adversarial"]["clean"]["acc"], False)]
     columns += [
         (f"{a} {pixel_budget_label(e)}", _robust_acc(a, e), False) for a, e in _budgets(records)
