@@ -115,11 +115,19 @@ def test_aggregate_mean_std_and_sorting() -> None:
     assert json.loads(to_json(rows))[0]["model"] == "eq-nasnet"
 
 
-def test_a_rerun_seed_replaces_the_earlier_record_in_the_mean() -> None:
+def test_a_rerun_replaces_the_earlier_record_in_the_mean() -> None:
     records = [make_record(0, 0.6), make_record(1, 0.8)]
     records.append(make_record(0, 0.7, created_at="2026-11-23T00:00:00+00:00"))
     (row,) = aggregate(records)
     assert row.n_seeds == 2
+    assert row.test_auc_mean == pytest.approx(0.75)
+
+    # Two evaluations of one checkpoint count once; a different config is no rerun.
+    evaluations = [make_record(0, 0.6, source_run="a"), make_record(0, 0.6, source_run="a")]
+    other_config = make_record(0, 0.9, config={"train": {"epochs": 2}})
+    (row,) = aggregate([*evaluations, make_record(1, 0.8, source_run="b")])
+    assert row.test_auc_mean == pytest.approx(0.7)
+    (row,) = aggregate([make_record(0, 0.6), other_config])
     assert row.test_auc_mean == pytest.approx(0.75)
 
 

@@ -66,16 +66,26 @@ def filter_records(records: list[dict], **wanted: object) -> list[dict]:
     return [r for r in records if all(v is None or r.get(k) == v for k, v in wanted.items())]
 
 
-def newest_per_seed(records: list[dict]) -> list[dict]:
-    """One record per seed, the newest: a rerun of a seed replaces it in the mean.
+def _measured(record: dict) -> tuple:
+    """What a record measured: its seed and the checkpoint it evaluated, or its config.
 
-    Without this a seed run twice (or a checkpoint attacked in two separate runs)
-    would weigh double in the mean while counting once in ``n_seeds``.
+    Records that evaluate one checkpoint (``--from-run``) share its test metrics;
+    records of one config are reruns.
     """
-    newest: dict[int, dict] = {}
+    source = record.get("source_run") or json.dumps(record["config"], sort_keys=True)
+    return record["seed"], source
+
+
+def newest_per_measurement(records: list[dict]) -> list[dict]:
+    """The newest record of each measurement (``_measured``).
+
+    Without this a rerun of a config, or a checkpoint attacked in two separate
+    runs, would weigh double in the mean while ``n_seeds`` counts it once.
+    """
+    newest: dict[tuple, dict] = {}
     for record in sorted(records, key=lambda r: (r["created_at"], r["run_id"])):
-        newest[record["seed"]] = record
-    return [newest[seed] for seed in sorted(newest)]
+        newest[_measured(record)] = record
+    return list(newest.values())
 
 
 def aggregate(records: list[dict]) -> list[LeaderboardRow]:
@@ -85,7 +95,7 @@ def aggregate(records: list[dict]) -> list[LeaderboardRow]:
         groups[tuple(record[k] for k in GROUP_KEYS)].append(record)
     rows = []
     for key, group in groups.items():
-        members = newest_per_seed(group)
+        members = newest_per_measurement(group)
         auc = mean_std([m["metrics"]["test"]["auc"] for m in members])
         acc = mean_std([m["metrics"]["test"]["acc"] for m in members])
         seconds = mean_std([m["timing"]["train_seconds"] for m in members])[0]
@@ -94,7 +104,7 @@ def aggregate(records: list[dict]) -> list[LeaderboardRow]:
         rows.append(
             LeaderboardRow(
                 *key,
-                n_seeds=len(members),
+                n_seeds=len({m["seed"] for m in members}),
                 test_auc_mean=auc[0],
                 test_auc_std=auc[1],
                 test_acc_mean=acc[0],
