@@ -124,3 +124,21 @@ def test_dp_variants_use_no_batchnorm() -> None:
         assert not any(
             isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in model.modules()
         )
+
+
+def test_building_a_model_first_in_a_process_gives_the_same_weights_as_later() -> None:
+    # escnn draws random weights while eqdp extracts a basis; that must not move the seed's
+    # stream, or a suite worker's results would depend on what it ran before.
+    import subprocess
+    import sys
+
+    script = (
+        "import torch, eqdp\n"
+        "def build():\n"
+        "    torch.manual_seed(0)\n"
+        "    model = eqdp.create_model('eq-cnn', 1, 2, widths=(2, 4))\n"
+        "    return sum(p.sum().item() for p in model.parameters()), torch.rand(1).item()\n"
+        "print(build() == build())\n"
+    )
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert run.stdout.strip() == "True", run.stderr

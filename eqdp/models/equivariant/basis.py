@@ -57,7 +57,19 @@ def _gspace(group: str):
 
 @cache
 def steerable_basis(group: str, in_kind: str, out_kind: str, kernel_size: int) -> torch.Tensor:
-    """Basis ``(d, out_size, in_size, k, k)`` (float32) of equivariant k x k filters."""
+    """Basis ``(d, out_size, in_size, k, k)`` (float32) of equivariant k x k filters.
+
+    Computed once per process; torch's global random state is left as it was.
+    escnn's ``R2Conv`` draws random initial weights, so without ``fork_rng`` the
+    first model built in a process (cold cache) would get other initial weights
+    and dropout masks than the same model built later: a run's numbers would
+    depend on what its worker process had run before.
+    """
+    with torch.random.fork_rng(devices=[]):
+        return _steerable_basis(group, in_kind, out_kind, kernel_size)
+
+
+def _steerable_basis(group: str, in_kind: str, out_kind: str, kernel_size: int) -> torch.Tensor:
     enn = _import_escnn().nn
     gspace = _gspace(group)
     representations = {"trivial": gspace.trivial_repr, "regular": gspace.regular_repr}
