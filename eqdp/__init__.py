@@ -5,38 +5,47 @@ The Python API the CLI is built on::
     import eqdp
     eqdp.list_models()
     model = eqdp.create_model("eq-nasnet", in_channels=1, num_classes=2)
-    eqdp.evaluate("binary-class", y_true, y_score)  # {"acc": ..., "auc": ...}
-    records = eqdp.load_records("results")
+    config = eqdp.RunConfig("standard", "eq-nasnet", "breastmnist",
+                            train=eqdp.TrainConfig(epochs=10))
+    record, path = eqdp.run_benchmark(config)
+    rows = eqdp.aggregate(eqdp.load_records("runs"))
+
+Names are imported on first use: ``import eqdp`` itself loads no torch, so
+commands that only read records start in a fraction of a second.
 """
 
-__version__ = "0.1.0"
+from __future__ import annotations
 
-from eqdp.runtime import prefer_transparent_hugepages  # noqa: E402
+import importlib
+from typing import Any
+
+from eqdp.runtime import prefer_transparent_hugepages
+
+__version__ = "0.2.0"
 
 prefer_transparent_hugepages()  # before anything imports torch, which reads it once
 
-from eqdp import privacy  # noqa: E402, F401  (registers Opacus grad samplers)
-from eqdp.benchmarks import RunConfig, list_benchmarks, run_benchmark  # noqa: E402
-from eqdp.data import load_dataset  # noqa: E402
-from eqdp.errors import EqdpError  # noqa: E402
-from eqdp.metrics import evaluate  # noqa: E402
-from eqdp.models import create_model, describe_model, list_models, register_model  # noqa: E402
-from eqdp.results import aggregate, load_records  # noqa: E402
-from eqdp.train import TrainConfig  # noqa: E402
+_EXPORTS = {
+    "EqdpError": "eqdp.errors",
+    "RunConfig": "eqdp.config",
+    "TrainConfig": "eqdp.config",
+    "list_benchmarks": "eqdp.benchmarks",
+    "run_benchmark": "eqdp.benchmarks.execute",
+    "load_dataset": "eqdp.data",
+    "evaluate": "eqdp.metrics",
+    "create_model": "eqdp.models",
+    "describe_model": "eqdp.models",
+    "list_models": "eqdp.models",
+    "register_model": "eqdp.models",
+    "aggregate": "eqdp.results",
+    "load_records": "eqdp.results",
+}
 
-__all__ = [
-    "EqdpError",
-    "RunConfig",
-    "TrainConfig",
-    "__version__",
-    "aggregate",
-    "create_model",
-    "describe_model",
-    "evaluate",
-    "list_benchmarks",
-    "list_models",
-    "load_dataset",
-    "load_records",
-    "register_model",
-    "run_benchmark",
-]
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'eqdp' has no attribute {name!r}")
+    return getattr(importlib.import_module(_EXPORTS[name]), name)
+
+
+__all__ = ["__version__", *sorted(_EXPORTS)]

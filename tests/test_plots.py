@@ -21,11 +21,16 @@ def synthetic_records(root: Path) -> None:
             # fraction 1.0 comes from a standard run of the same recipe
             write_record(make_record(benchmark="standard", **common, auc=0.85), root)
             for fraction in (0.1, 0.5):
-                low = make_record(benchmark="low-data", **common, auc=0.6 + fraction / 4)
+                low = make_record(
+                    benchmark="low-data", **common, auc=0.6 + fraction / 4,
+                    options={"fraction": fraction},
+                )  # fmt: skip
                 low["metrics"]["test"]["acc"] = 0.6 + fraction / 4 + shift
                 low.update(run_id=f"low-{model}-{seed}-{fraction}", low_data={"fraction": fraction})
                 write_record(low, root)
-            adversarial = make_record(benchmark="adversarial", **common)
+            adversarial = make_record(
+                benchmark="adversarial", **common, options={"attacks": ["fgsm", "pgd-linf"]}
+            )
             adversarial["adversarial"] = {
                 "clean": {"acc": 0.8, "auc": 0.9},
                 "attacks": ["fgsm", "pgd-linf"],
@@ -36,7 +41,7 @@ def synthetic_records(root: Path) -> None:
                 ],
             }
             write_record(adversarial, root)
-            geometric = make_record(benchmark="geometric", **common)
+            geometric = make_record(benchmark="geometric", **common, options={})
             geometric["geometric"] = {
                 "transforms": [
                     {
@@ -51,10 +56,12 @@ def synthetic_records(root: Path) -> None:
             }
             write_record(geometric, root)
             for epsilon in (1.0, 8.0, float("inf")):
-                dp = make_record(benchmark="dp", **common, privacy={"epsilon": epsilon})
+                dp = make_record(
+                    benchmark="dp", **common, privacy={"epsilon": epsilon},
+                    options={"epsilon": epsilon, "delta": 1e-5},
+                )  # fmt: skip
                 dp.update(run_id=f"dp-{model}-{seed}-{epsilon}")
                 dp["metrics"]["test"]["acc"] = 0.8 - 0.2 / epsilon + shift
-                dp["config"]["options"] = {"epsilon": epsilon}
                 write_record(dp, root)
 
 
@@ -74,6 +81,7 @@ def test_plot_writes_png_and_svg(tmp_path: Path, kind: str) -> None:
     ("args", "message"),
     [
         (["plot", "scaling"], "unknown plot 'scaling'"),
+        (["plot", "standard"], "unknown plot 'standard'"),
         (["plot", "low-data", "--metric", "f1"], "unknown metric 'f1'"),
         (["plot", "low-data", "--out", "figure.jpg"], "must end in one of .png, .svg, .pdf"),
         (["plot", "low-data", "--dataset", "pathmnist"], "no low-data records on pathmnist"),

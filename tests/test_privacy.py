@@ -18,14 +18,14 @@ from torch.utils.data import DataLoader, TensorDataset
 from typer.testing import CliRunner
 
 import eqdp
-from eqdp.benchmarks import RunConfig, run_benchmark
+from eqdp.benchmarks import run_benchmark
 from eqdp.cli import app
+from eqdp.config import RunConfig, TrainConfig
+from eqdp.engine import fit
 from eqdp.models.equivariant import EquivariantConv2d
-from eqdp.privacy import fit_private, poisson_loader, rdp_epsilon, spent_epsilon
-from eqdp.privacy.config import DPConfig
+from eqdp.privacy import DPOptions, poisson_loader, rdp_epsilon, spent_epsilon
+from eqdp.privacy.dp_sgd import DPSGD, Schedule, average_over_views
 from eqdp.privacy.grad_sample.equivariant_conv import skip_batch_filter_gradients
-from eqdp.privacy.training import Schedule, average_over_views
-from eqdp.train import TrainConfig
 
 DP_MODELS = {
     "cnn": {"width": 4},
@@ -184,7 +184,7 @@ def test_record_epsilon_is_the_accountants(synthetic_dir: Path, tmp_path: Path, 
     assert privacy["rdp_epsilon"] == pytest.approx(independent)
     if accountant == "rdp":
         assert privacy["epsilon"] == pytest.approx(independent, rel=0.01)
-    assert record["setting"].startswith("eps=8 ")
+    assert record["label"].startswith("ε=8 ")
 
 
 def test_epsilon_inf_is_the_same_pipeline_without_noise(synthetic_dir: Path, tmp_path: Path):
@@ -192,13 +192,17 @@ def test_epsilon_inf_is_the_same_pipeline_without_noise(synthetic_dir: Path, tmp
     privacy = record["privacy"]
     assert privacy["private"] is False and privacy["noise_multiplier"] == 0.0
     assert privacy["epsilon"] is None and privacy["sampling"] == "poisson"
-    assert record["setting"].startswith("eps=inf ")
+    assert record["label"].startswith("ε=∞ ")
+    assert record["config"]["options"]["epsilon"] == math.inf
 
 
 def test_aug_mult_run(synthetic_dir: Path, tmp_path: Path) -> None:
     options = {"epsilon": 8.0, "aug_mult": 2, "accountant": "rdp"}
-    record, _ = run_benchmark(dp_config(synthetic_dir, **options), tmp_path)
+    record, path = run_benchmark(dp_config(synthetic_dir, **options), tmp_path)
     assert record["privacy"]["aug_mult"] == 2
+    # The K views are D4-augmented: the record says so, not "none".
+    assert json.loads(path.read_text())["config"]["train"]["augment"] == "d4"
+    assert "K=2" in record["label"] and "aug=d4" in record["label"]
 
 
 def test_training_leaves_no_per_sample_gradients_or_hooks(synthetic_dir: Path) -> None:
@@ -210,9 +214,9 @@ def test_training_leaves_no_per_sample_gradients_or_hooks(synthetic_dir: Path) -
         return eqdp.create_model("cnn", 1, 2, dp=True, width=4)
 
     model = build()
-    dp = DPConfig(target_epsilon=8.0, delta=1e-3, physical_batch_size=16, accountant="rdp")
+    dp = DPOptions(epsilon=8.0, delta=1e-3, physical_batch_size=16, accountant="rdp")
     train = TrainConfig(epochs=1, batch_size=32)
-    fit_private(model, build, data, train, dp, seed=0, device=torch.device("cpu"))
+    fit(model, data, train, 0, torch.device("cpu"), strategy=DPSGD(dp, build))
     for parameter in model.parameters():
         assert getattr(parameter, "grad_sample", None) is None
         assert getattr(parameter, "summed_grad", None) is None
@@ -266,18 +270,20 @@ def dp_args(synthetic_dir: Path, results: Path, *extra: str) -> list[str]:
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
-        (("--epsilon", "0"), "epsilon must be > 0 (or inf), got 0"),
-        (("--epsilon", "8,-1"), "epsilon must be > 0 (or inf), got -1"),
-        (("--epsilon", "abc"), "epsilon 'abc' is not a valid value"),
-        (("--epsilon", "1", "--delta", "0"), "delta must be in (0, 1/N_train)"),
-        (("--epsilon", "1", "--delta", "0.01"), "delta must be in (0, 1/N_train)"),
-        (("--epsilon", "1", "--max-grad-norm", "0"), "max grad norm must be a finite number > 0"),
+        (("--epsilon", "0"), "epsilon = '0': Input should be greater than 0"),
+        (("--epsilon", "8,-1"), "epsilon = '-1': Input should be greater than 0"),
+        (("--epsilon", "abc"), "epsilon = 'abc': Input should be a valid number"),
+        (("--epsilon", "1/0"), "'1/0' is not a number or a fraction"),
+        (("--epsilon", "1", "--delta", "0"), "delta = '0': Input should be greater than 0"),
+        (("--epsilon", "1", "--delta", "0.02"), "delta must be in (0, 1/N_train)"),
+        (("--epsilon", "1", "--max-grad-norm", "0"), "max_grad_norm = '0': Input should be"),
         (("--epsilon", "1", "--physical-batch-size", "64"), "physical batch size 64 is larger"),
         (("--epsilon", "1", "--noise-multiplier", "1"), "not both"),
-        (("--epsilon", "1", "--accountant", "gdp"), "unknown accountant 'gdp'"),
+        (("--epsilon", "1", "--accountant", "gdp"), "accountant = 'gdp': Input should be"),
         ((), "needs --epsilon"),
-        (("--epsilon", "1", "--attack", "fgsm"), "takes no option(s) ['attacks']"),
+        (("--epsilon", "1", "--attack", "fgsm"), "No such option: --attack"),
         (("--epsilon", "1", "--fraction", "0.001"), "fraction"),
+        (("--epsilon", "1", "--seed", "-1"), "seed = -1: Input should be greater than or equal"),
     ],
 )
 def test_dp_bad_input(synthetic_dir: Path, tmp_path: Path, extra: tuple, message: str) -> None:
@@ -311,7 +317,7 @@ def test_dp_on_a_stratified_subset_accounts_for_the_subset(synthetic_dir: Path, 
     record, _ = run_benchmark(dp_config(synthetic_dir, **options), tmp_path)
     assert record["low_data"]["n_train"] == record["privacy"]["n_train"] == 32
     assert record["privacy"]["sample_rate"] == 1.0  # 32 examples, logical batch 32
-    assert "fraction=0.5" in record["setting"]
+    assert "fraction=0.5" in record["label"]
 
 
 def test_skipping_batch_filter_gradients_changes_no_forward_value() -> None:

@@ -15,7 +15,7 @@ from eqdp.benchmarks.geometric import geometric_evaluation
 from eqdp.benchmarks.pretrained import unwrapped_state
 from eqdp.data import MedMNISTData, load_dataset
 from eqdp.data.transforms import d4_elements
-from eqdp.train import evaluate_split, loss_for, to_model_input
+from eqdp.engine import evaluate_split, loss_for, to_model_input
 
 
 def quick_train(model: nn.Module, data: MedMNISTData, steps: int = 60) -> nn.Module:
@@ -157,8 +157,8 @@ def test_autoattack_sees_through_masked_gradients_where_pgd_does_not() -> None:
 def test_autoattack_budget_zero_negative_and_multi_label(
     trained_cnn: nn.Module, data: MedMNISTData
 ) -> None:
-    from eqdp.benchmarks import RunConfig
-    from eqdp.benchmarks.adversarial import check_adversarial
+    from eqdp.benchmarks.adversarial import resolve_adversarial
+    from eqdp.config import RunConfig
     from eqdp.errors import EqdpError
 
     model, (images, labels) = PixelSpaceModel(trained_cnn), pixels(data)
@@ -170,7 +170,7 @@ def test_autoattack_budget_zero_negative_and_multi_label(
         options={"attacks": ["autoattack"]},
     )  # fmt: skip
     with pytest.raises(EqdpError, match="autoattack needs a single-label task; chestmnist"):
-        check_adversarial(config)
+        resolve_adversarial(config)
 
 
 def test_equivariant_model_is_d4_invariant_and_plain_cnn_is_not(

@@ -43,7 +43,7 @@ def test_low_data_one_record_per_fraction(synthetic_dir: Path, tmp_path: Path) -
     # 2 steps per epoch on the full split, 1 on the subset: twice the epochs
     assert quarter["low_data"]["epochs"] == 2 and len(quarter["history"]) == 2
     assert "epoch 1/2 " in result.output and "epoch 2/2 " in result.output  # the scaled total
-    assert quarter["setting"] == "fraction=0.25 1ep bs32 lr0.001"
+    assert quarter["label"] == "fraction=0.25 1ep bs32"
     assert full["low_data"]["n_train"] == 64 and full["low_data"]["epochs"] == 1
 
 
@@ -81,7 +81,8 @@ def test_from_run_evaluates_a_finished_checkpoint(synthetic_dir: Path, tmp_path:
         assert record["metrics"] == source["metrics"]
         assert record["best_epoch"] == source["best_epoch"] and record["history"] == []
         assert record["config"]["train"] == source["config"]["train"]
-        assert record["setting"] == source["setting"] and record["seed"] == source["seed"]
+        assert record["label"] == source["label"] and record["seed"] == source["seed"]
+        assert record["config"]["trained_by"] == {"benchmark": "standard", "options": {}}
         assert record["timing"]["train_seconds"] == 0.0
     (geometric,) = records_under(tmp_path, "geometric")
     assert geometric["geometric"]["transforms"][0]["acc"] == source["metrics"]["test"]["acc"]
@@ -109,6 +110,7 @@ def test_suite_sweeps_options_and_resumes(synthetic_dir: Path, tmp_path: Path) -
         "[datasets.breastmnist]\nepochs = 1\n"
     )
     args = ("suite", str(suite), "--results-dir", str(tmp_path / "r"), "--device", "cpu")
+    args += ("--executor", "inline")
     checked = invoke(*args, "--data-dir", str(synthetic_dir), "--dry-run")
     assert checked.exit_code == 2 and "MD5 mismatch" in checked.output  # checked before a run
     args += ("--data-dir", str(synthetic_dir), "--no-verify-md5")
@@ -122,18 +124,18 @@ def test_suite_sweeps_options_and_resumes(synthetic_dir: Path, tmp_path: Path) -
 @pytest.mark.parametrize(
     ("benchmark", "extra", "message"),
     [
-        ("low-data", ("--fraction", "0"), "fraction must be in (0, 1], got 0"),
-        ("low-data", ("--fraction", "0.5,1.5"), "fraction must be in (0, 1], got 1.5"),
+        ("low-data", ("--fraction", "0"), "fraction = '0': Input should be greater than 0"),
+        ("low-data", ("--fraction", "0.5,1.5"), "fraction = '1.5': Input should be less than"),
         ("low-data", ("--fraction", "0.01"), "fewer than one per class (2 classes)"),
-        ("low-data", (), "needs --fraction"),
-        ("low-data", ("--fraction", "0.5", "--epsilon", "1"), "use `eqdp run dp --fraction"),
+        ("low-data", (), "fraction is required (--fraction)"),
+        ("low-data", ("--fraction", "0.5", "--epsilon", "1"), "No such option: --epsilon"),
         ("adversarial", ("--attack", "fgsm,deepfool"), "unknown attack 'deepfool'"),
         ("adversarial", ("--eps", "1/255,-0.1"), "attack eps must be finite and >= 0, got -0.1"),
         ("adversarial", ("--from-run", "nope"), "no finished run with id 'nope'"),
-        ("geometric", ("--attack", "fgsm"), "takes no option(s) ['attacks']"),
-        ("geometric", ("--from-run", "run-cnn-0-0.8"), "trained on retinamnist at 28px, not"),
-        ("geometric", ("--from-run", "run-eq-cnn-0-0.8"), "trained model 'eq-cnn', not 'cnn'"),
-        ("adversarial", ("--from-run", "run-cnn-1-0.8"), "has no checkpoint"),
+        ("geometric", ("--attack", "fgsm"), "No such option: --attack"),
+        ("geometric", ("--from-run", "run-cnn-0-0.8-{}"), "trained on retinamnist at 28px, not"),
+        ("geometric", ("--from-run", "run-eq-cnn-0-0.8-{}"), "trained model 'eq-cnn', not 'cnn'"),
+        ("adversarial", ("--from-run", "run-cnn-1-0.8-{}"), "has no checkpoint"),
     ],
 )
 def test_bad_input_one_line_error_nothing_written(
@@ -146,37 +148,91 @@ def test_bad_input_one_line_error_nothing_written(
     result = invoke(*run_args(benchmark, synthetic_dir, tmp_path, *extra))
     assert result.exit_code == 2, result.output
     assert message in result.output
-    assert "Traceback" not in result.output and len(result.output.strip().splitlines()) == 1
+    assert "Traceback" not in result.output
+    if "No such option" not in message:  # Click's usage errors come with a usage line
+        assert len(result.output.strip().splitlines()) == 1
     assert sorted(tmp_path.rglob("*.json")) == before
     assert not (tmp_path / "checkpoints").exists()
 
 
 def test_committed_suite_files_expand(tmp_path: Path) -> None:
-    from eqdp.benchmarks.suite import load_suite, suite_configs
+    from eqdp.suites import load_suite
+    from eqdp.suites.plan import expand
 
     root = Path(__file__).resolve().parents[1] / "benchmarks"
-    low = list(suite_configs(load_suite(root / "low-data-cpu.toml")))
+    for suite_file in root.glob("*.toml"):
+        assert load_suite(suite_file).results_dir == "results", suite_file  # committed ones
+    low = list(expand(load_suite(root / "low-data-cpu.toml")))
     assert len(low) == 2 * 5 * 5 * 3
     assert {c.options["fraction"] for c in low} == {0.01, 0.05, 0.1, 0.25, 0.5}
-    augmented = list(suite_configs(load_suite(root / "geometric-augment-cpu.toml")))
+    augmented = list(expand(load_suite(root / "geometric-augment-cpu.toml")))
     assert {c.train.augment for c in augmented} == {"d4"}
     for name in ("adversarial-cpu.toml", "geometric-cpu.toml"):
         suite = load_suite(root / name)
         with pytest.raises(EqdpError, match="no finished standard record for cnn"):
-            list(suite_configs(suite, results_root=tmp_path))
+            list(expand(suite, results_dir=str(tmp_path)))
 
 
-def test_suite_counts_an_epsilon_inf_run_as_finished(tmp_path: Path) -> None:
-    from dataclasses import replace
+def test_suite_counts_an_epsilon_inf_run_as_finished(synthetic_dir: Path, tmp_path: Path) -> None:
+    from eqdp.benchmarks.execute import resolve_config
+    from eqdp.config import RunConfig, TrainConfig
+    from eqdp.results import load_records, run_key
 
-    from eqdp.benchmarks import RunConfig
-    from eqdp.benchmarks.suite import is_finished
-    from eqdp.results import load_records
-
-    config = RunConfig(
-        benchmark="dp", model="cnn", dataset="breastmnist", options={"epsilon": float("inf")}
-    )
+    config = resolve_config(
+        RunConfig(
+            benchmark="dp", model="cnn", dataset="breastmnist", device="cpu",
+            data_dir=str(synthetic_dir), verify_md5=False, train=TrainConfig(epochs=1),
+            options={"epsilon": float("inf")},
+        )
+    )  # fmt: skip
     write_record(make_record(benchmark="dp", config=config.as_dict()), tmp_path)
-    records = load_records(tmp_path)  # the record stores epsilon inf as null
-    assert is_finished(config, records)
-    assert not is_finished(replace(config, options={"epsilon": 8.0}), records)
+    (record,) = load_records(tmp_path)  # the record stores epsilon inf as "inf"
+    assert run_key(record["config"]) == run_key(config.as_dict())
+    other = resolve_config(config.replace(options={**config.options, "epsilon": 8.0}))
+    assert run_key(record["config"]) != run_key(other.as_dict())
+
+
+def test_a_sweep_over_model_options_sizes_and_training_fields(tmp_path: Path) -> None:
+    from eqdp.suites import load_suite
+    from eqdp.suites.plan import expand
+
+    suite = tmp_path / "scaling.toml"
+    suite.write_text(
+        'benchmark = "dp"\nmodels = ["cnn", {name = "eq-cnn", kwargs = {group = "C4"}}]\n'
+        "seeds = [0]\n[options]\nepsilon = 8.0\n"
+        '[sweep]\n"model_kwargs.dropout" = [0.0, 0.2]\nsize = [28, 64]\n"train.lr" = [0.1]\n'
+        "[datasets.breastmnist]\nepochs = 2\n"
+    )
+    configs = list(expand(load_suite(suite)))
+    assert len(configs) == 2 * 2 * 2
+    assert {(c.model_kwargs.get("group"), c.model_kwargs["dropout"], c.size) for c in configs} == {
+        (g, d, s) for g in (None, "C4") for d in (0.0, 0.2) for s in (28, 64)
+    }
+    assert {c.train.lr for c in configs} == {0.1} and {c.train.epochs for c in configs} == {2}
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ('modles = ["cnn"]\n', "unknown field 'modles'"),
+        ("[train]\nepochz = 3\n", "unknown field 'epochz'"),
+        ('[train]\nepochs = "ten"\n', "epochs = 'ten': Input should be a valid integer"),
+        ("[sweep]\nwidth = [1, 2]\n", "sweep 'width' is neither a standard option"),
+        ('[sweep]\n"train.epoch" = [1]\n', "unknown train field in sweep 'train.epoch'"),
+        ("[sweep]\nepochs = []\n", "sweep 'epochs' must be a non-empty list"),
+        ('[executor]\nexecutor = "k8s"\n', "executor 'k8s'; valid: local, slurm, inline"),
+    ],
+)
+def test_suite_file_mistakes_are_one_line_errors(tmp_path: Path, body: str, message: str) -> None:
+    suite = tmp_path / "bad.toml"
+    base = 'benchmark = "standard"\nmodels = ["cnn"]\nseeds = [0]\n'
+    suite.write_text(base + body + "[datasets.breastmnist]\n")
+    if "seeds" in body:
+        suite.write_text(body + "[datasets.breastmnist]\n")
+    result = invoke("suite", str(suite), "--dry-run", "--results-dir", str(tmp_path / "r"))
+    assert result.exit_code == 2, result.output
+    assert message in result.output and len(result.output.strip().splitlines()) == 1
+    bad_seed = base.replace("[0]", '["zero"]') + "[datasets.breastmnist]\n"
+    suite.write_text(bad_seed)
+    result = invoke("suite", str(suite), "--dry-run")
+    assert result.exit_code == 2 and "seeds.0 = 'zero'" in result.output

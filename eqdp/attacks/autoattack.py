@@ -16,14 +16,15 @@ import numpy as np
 import torch
 from torch import nn
 
-from eqdp.data.medmnist_data import MULTI_LABEL
+from eqdp.attacks.registry import Attack, register_attack
+from eqdp.data.catalog import MULTI_LABEL
 from eqdp.errors import EqdpError
 
 APGD_ITERATIONS = 100
 SQUARE_QUERIES = 5000
 
 
-def autoattack_params() -> dict:
+def autoattack_params(steps: int = 0) -> dict:
     """What a record needs to say about the AutoAttack it ran."""
     from importlib.metadata import version
 
@@ -74,8 +75,14 @@ def autoattack(
     ]
     components.append(
         SquareAttack(
-            classifier, norm=np.inf, eps=eps, max_iter=square_queries, p_init=0.8,
-            nb_restarts=1, batch_size=batch_size, verbose=False,
+            classifier,
+            norm=np.inf,
+            eps=eps,
+            max_iter=square_queries,
+            p_init=0.8,
+            nb_restarts=1,
+            batch_size=batch_size,
+            verbose=False,
         )  # fmt: skip
     )
     x = images.detach().cpu().numpy().astype(np.float32)
@@ -99,3 +106,22 @@ def autoattack(
     result = torch.from_numpy(adversarial).to(device=device, dtype=images.dtype)
     # Keep the ball exact despite float32 round-off inside ART.
     return torch.minimum(torch.maximum(result, images - eps), images + eps).clamp(0, 1)
+
+
+def _run(model, images, labels, eps, *, task, steps, generator, precision) -> torch.Tensor:
+    # ART runs float32 numpy; the seed for its numpy draws comes from the attack's stream.
+    seed = int(torch.randint(2**31 - 1, (1,), generator=generator)) if generator else 0
+    return autoattack(model, images, labels, eps, task=task, seed=seed)
+
+
+register_attack(
+    Attack(
+        "autoattack",
+        "linf",
+        "APGD-CE, APGD-DLR (3+ classes) and the gradient-free Square attack, via ART (slow)",
+        _run,
+        default=False,
+        params=lambda steps: {"autoattack": autoattack_params()},
+        single_label_only=True,
+    )
+)

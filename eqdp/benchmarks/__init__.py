@@ -1,39 +1,31 @@
-"""Benchmarks compose data, models, training and records; importing registers them."""
+"""Benchmarks: one module each, registered on import (light: no torch at import time).
+
+``run_benchmark`` (in ``eqdp.benchmarks.execute``) runs one configuration and
+writes its checkpoint and record.
+"""
 
 from __future__ import annotations
 
-from dataclasses import replace
-from pathlib import Path
+import importlib
+import pkgutil
+from typing import Any
 
-from eqdp.benchmarks import adversarial as _adversarial  # noqa: F401  (registers the rest)
-from eqdp.benchmarks import dp as _dp  # noqa: F401
-from eqdp.benchmarks import geometric as _geometric  # noqa: F401
-from eqdp.benchmarks import low_data as _low_data  # noqa: F401
-from eqdp.benchmarks import standard as _standard  # noqa: F401  (registers "standard")
-from eqdp.benchmarks.base import BENCHMARKS, Benchmark, RunConfig, list_benchmarks
-from eqdp.results.checkpoints import save_checkpoint
-from eqdp.results.records import write_record
-from eqdp.train import ProgressCallback
+from eqdp.benchmarks.registry import BENCHMARKS, Benchmark, PlotSpec, list_benchmarks
 
-
-def run_benchmark(
-    config: RunConfig,
-    results_root: str | Path | None = None,
-    on_progress: ProgressCallback | None = None,
-) -> tuple[dict, Path]:
-    """Run one configuration; write its checkpoint and then its record. Returns both.
-
-    A source run (``options["from_run"]``) is looked up in ``config.results_dir``,
-    or where this record goes when that is unset.
-    """
-    if config.results_dir is None and results_root is not None:
-        config = replace(config, results_dir=str(results_root))
-    benchmark = BENCHMARKS.get(config.benchmark)
-    benchmark.check(config)
-    record, state = benchmark.run(config, on_progress)
-    checkpoint = save_checkpoint(record["run_id"], state)
-    record["checkpoint"] = checkpoint.name
-    return record, write_record(record, results_root)
+# Every module of this package that is not shared machinery defines one benchmark;
+# importing it registers it, so a new benchmark is one new module.
+_MACHINERY = frozenset({"registry", "execute", "common", "pretrained", "tables"})
+for _module in sorted(m.name for m in pkgutil.iter_modules(__path__)):
+    if _module not in _MACHINERY and not _module.startswith("_"):
+        importlib.import_module(f"{__name__}.{_module}")
 
 
-__all__ = ["BENCHMARKS", "Benchmark", "RunConfig", "list_benchmarks", "run_benchmark"]
+def __getattr__(name: str) -> Any:
+    if name in ("run_benchmark", "resolve_config"):
+        return getattr(importlib.import_module("eqdp.benchmarks.execute"), name)
+    if name == "RunConfig":
+        return importlib.import_module("eqdp.config").RunConfig
+    raise AttributeError(f"module 'eqdp.benchmarks' has no attribute {name!r}")
+
+
+__all__ = ["BENCHMARKS", "Benchmark", "PlotSpec", "list_benchmarks", "run_benchmark"]

@@ -1,71 +1,82 @@
-"""The adversarial benchmark: clean and robust test ACC/AUC under FGSM, PGD and AutoAttack.
+"""The adversarial benchmark: clean and robust test ACC/AUC under attacks from the registry.
 
 Budgets are in [0, 1] pixel space. Per attack, budgets are evaluated in
 increasing order and an example already misclassified at a smaller budget stays
 counted as misclassified at the larger ones (its perturbation lies in the larger
 ball too), starting from the clean images: robust accuracy never exceeds clean
 accuracy and never increases with eps, whatever a single attack run does.
+
+Which attacks at which budgets are measurement axes, not part of the row key:
+attacks run on one checkpoint in separate runs (FGSM and PGD now, AutoAttack
+later) are one row, their results merged.
 """
 
 from __future__ import annotations
 
 import math
 import time
+from typing import TYPE_CHECKING
 
-import torch
-from torch import nn
+from eqdp.benchmarks.pretrained import resolve_evaluation
+from eqdp.benchmarks.registry import Benchmark, PlotSpec, register_benchmark
+from eqdp.config.fields import config_class, option
+from eqdp.errors import EqdpError
 
-from eqdp.attacks import (
-    ATTACKS,
-    DEFAULT_ATTACKS,
-    DEFAULT_EPS,
-    NORMS,
-    PGD_STEPS,
-    STEP_SIZE_FACTOR,
-    PixelSpaceModel,
-    attack,
-    wrongness,
-)
-from eqdp.attacks.autoattack import autoattack_params
-from eqdp.benchmarks.base import RunConfig, accept_options, register_benchmark
-from eqdp.benchmarks.pretrained import source_record, train_or_load
-from eqdp.data import Split
-from eqdp.data.medmnist_data import MULTI_LABEL, dataset_info
-from eqdp.errors import EqdpError, unknown_choice
-from eqdp.metrics import evaluate
-from eqdp.train import ProgressCallback, StageProgress, autocast_for, scores_from_logits
+if TYPE_CHECKING:
+    from torch import nn
 
-OPTIONS: tuple[str, ...] = ("attacks", "attack_eps", "from_run")
+    from eqdp.config.run import RunConfig
+    from eqdp.data.medmnist_data import Split
+    from eqdp.engine import Precision, ProgressCallback
+    from eqdp.results.rows import Row
 
 
-def check_adversarial(config: RunConfig) -> None:
-    accept_options(config, OPTIONS)
-    for name in config.options.get("attacks", DEFAULT_ATTACKS):
-        if name not in ATTACKS:
-            raise unknown_choice("attack", name, ATTACKS)
-        if name == "autoattack" and dataset_info(config.dataset)["task"] == MULTI_LABEL:
-            raise EqdpError(
-                f"autoattack needs a single-label task; {config.dataset} is multi-label"
-            )
-    for eps in config.options.get("attack_eps", ()):
-        if not (eps >= 0 and math.isfinite(eps)):
-            raise EqdpError(f"attack eps must be finite and >= 0, got {eps:g}")
-    source_record(config)
+@config_class
+class AdversarialOptions:
+    attacks: tuple[str, ...] | None = option(
+        None,
+        "Attacks, comma list (see `eqdp list attacks`) [default: every attack but the slow "
+        "autoattack].",
+        flags=("--attack",),
+    )
+    attack_eps: tuple[float, ...] | None = option(
+        None,
+        "Attack budgets in [0,1] pixel space, comma list; 8/255 allowed [default: 1,2,4,8 /255 "
+        "for Linf attacks, 0.1,0.25,0.5,1 for L2].",
+        flags=("--eps",),
+    )
+    pgd_steps: int = option(10, "PGD iterations (step size 2.5 eps / steps).", label="pgd{}", gt=0)
+    from_run: str | None = option(
+        None, "Evaluate the checkpoint of this finished run instead of training.", key=False
+    )
 
 
-def budgets(config: RunConfig, name: str) -> list[float]:
-    """The given --eps for every attack, else the default budgets of the attack's norm."""
-    chosen = config.options.get("attack_eps") or DEFAULT_EPS[NORMS[name]]
+def chosen_attacks(options: dict) -> tuple[str, ...]:
+    from eqdp.attacks import default_attacks
+
+    return tuple(options.get("attacks") or default_attacks())
+
+
+def budgets(options: dict, name: str) -> list[float]:
+    """The given budgets for every attack, else the default budgets of the attack's norm."""
+    from eqdp.attacks import ATTACKS, DEFAULT_EPS
+
+    chosen = options.get("attack_eps") or DEFAULT_EPS[ATTACKS.get(name).norm]
     return sorted({float(eps) for eps in chosen})
 
 
-@torch.no_grad()
-def _logits(model: nn.Module, images: torch.Tensor, batch_size: int) -> torch.Tensor:
-    outputs = []
-    for start in range(0, len(images), batch_size):
-        with autocast_for(images.device):
-            outputs.append(model(images[start : start + batch_size]).float())
-    return torch.cat(outputs)
+def resolve_adversarial(config: RunConfig) -> RunConfig:
+    from eqdp.attacks import ATTACKS
+    from eqdp.data.catalog import dataset_info
+
+    options = dict(config.options)
+    options["attacks"] = list(chosen_attacks(options))
+    for name in options["attacks"]:
+        ATTACKS.get(name).check_task(dataset_info(config.dataset)["task"], config.dataset)
+    for eps in options.get("attack_eps") or ():
+        if not (eps >= 0 and math.isfinite(eps)):
+            raise EqdpError(f"attack eps must be finite and >= 0, got {eps:g}")
+    return resolve_evaluation(config.replace(options=options))
 
 
 def robust_evaluation(
@@ -75,20 +86,38 @@ def robust_evaluation(
     attacks: dict[str, list[float]],
     seed: int = 0,
     batch_size: int = 512,
-    steps: int = PGD_STEPS,
+    steps: int = 10,
     on_progress: ProgressCallback | None = None,
+    precision: Precision | None = None,
 ) -> list[dict]:
     """One ``{"attack", "norm", "eps", "acc", "auc"}`` per (attack, eps), eps ascending.
 
     ``on_progress`` gets a StageProgress after every attacked batch.
     """
+    import torch
+
+    from eqdp.attacks import ATTACKS, PixelSpaceModel, attack, wrongness
+    from eqdp.engine import StageProgress, scores_from_logits
+    from eqdp.engine.precision import FP32
+    from eqdp.metrics import evaluate
+
+    precision = precision or FP32
     pixel_model = PixelSpaceModel(model).eval()
     device = next(model.parameters()).device
+
+    @torch.no_grad()
+    def logits_of(images: torch.Tensor) -> torch.Tensor:
+        outputs = []
+        with precision.context():
+            for start in range(0, len(images), batch_size):
+                outputs.append(pixel_model(images[start : start + batch_size]).float())
+        return torch.cat(outputs)
+
     # Same float ops as to_model_input, so eps 0 reproduces the clean predictions exactly.
     clean = split.images.to(device).float() / 255.0
     labels = split.labels.to(device)
     labels_np = split.labels.cpu().numpy()
-    clean_logits = _logits(pixel_model, clean, batch_size)
+    clean_logits = logits_of(clean)
     starts = range(0, len(clean), batch_size)
     total, done = len(starts) * sum(len(eps_list) for eps_list in attacks.values()), 0
     results = []
@@ -109,13 +138,14 @@ def robust_evaluation(
                         task=task,
                         steps=steps,
                         generator=generator,
+                        precision=precision,
                     )
                 )
                 done += 1
                 if on_progress is not None:
                     on_progress(StageProgress("attack", done, total, f"{name} eps {eps:.4g}"))
             adversarial = torch.cat(batches)
-            logits = _logits(pixel_model, adversarial, batch_size)
+            logits = logits_of(adversarial)
             wrong = wrongness(task, logits, labels)
             better = wrong >= worst_wrong  # ties go to the new, larger-budget image
             worst = torch.where(better.view(-1, *[1] * (clean.dim() - 1)), adversarial, worst)
@@ -123,22 +153,20 @@ def robust_evaluation(
             worst_wrong = torch.maximum(wrong, worst_wrong)
             scores = scores_from_logits(task, worst_logits).cpu().numpy()
             metrics = evaluate(task, labels_np, scores)
-            results.append({"attack": name, "norm": NORMS[name], "eps": eps, **metrics})
+            norm = ATTACKS.get(name).norm
+            results.append({"attack": name, "norm": norm, "eps": eps, **metrics})
     return results
 
 
-@register_benchmark(
-    "adversarial",
-    "train (or load --from-run) then test ACC/AUC under FGSM and PGD at several eps",
-    check=check_adversarial,
-)
-def run_adversarial(
-    config: RunConfig, on_progress: ProgressCallback | None = None
-) -> tuple[dict, dict]:
+def run_adversarial(config: RunConfig, on_progress: ProgressCallback | None = None):
+    from eqdp.attacks import ATTACKS, STEP_SIZE_FACTOR
+    from eqdp.benchmarks.pretrained import train_or_load
+
     prepared = train_or_load(config, on_progress)
     context = prepared.context
-    chosen = config.options.get("attacks", DEFAULT_ATTACKS)
-    attacks = {name: budgets(config, name) for name in chosen}
+    options = config.options
+    attacks = {name: budgets(options, name) for name in chosen_attacks(options)}
+    steps = int(options["pgd_steps"])
     started = time.perf_counter()
     results = robust_evaluation(
         context.model,
@@ -147,21 +175,104 @@ def run_adversarial(
         attacks,
         seed=config.seed,
         batch_size=config.train.eval_batch_size,
+        steps=steps,
         on_progress=on_progress,
+        precision=context.precision,
     )
+    params = {
+        "space": "[0,1] pixels before normalisation",
+        "pgd_steps": steps,
+        "step_size": f"{STEP_SIZE_FACTOR:g} * eps / steps",
+        "random_start": True,
+        "monotone_in_eps": True,
+    }
+    for name in attacks:
+        params |= ATTACKS.get(name).params(steps)
     extra = {
         "adversarial": {
             "clean": prepared.fit.test,
             "attacks": list(attacks),
-            "params": {
-                "space": "[0,1] pixels before normalisation",
-                "pgd_steps": PGD_STEPS,
-                "step_size": f"{STEP_SIZE_FACTOR:g} * eps / steps",
-                "random_start": True,
-                "monotone_in_eps": True,
-                **({"autoattack": autoattack_params()} if "autoattack" in attacks else {}),
-            },
+            "params": params,
             "results": results,
         }
     }
-    return prepared.record(extra, time.perf_counter() - started), prepared.fit.best_state
+    record = prepared.record(extra, time.perf_counter() - started)
+    return record, prepared.fit.best_state
+
+
+def merge_attacks(records: list[dict]) -> dict:
+    """One record per attacked checkpoint, its results the union of its runs (newest wins)."""
+    results: dict[tuple[str, float], dict] = {}
+    for record in records:
+        results |= {(r["attack"], r["eps"]): r for r in record["adversarial"]["results"]}
+    newest = records[-1]
+    attacks = sorted({a for record in records for a in record["adversarial"]["attacks"]})
+    block = newest["adversarial"] | {"attacks": attacks, "results": list(results.values())}
+    return newest | {"adversarial": block}
+
+
+def pixel_budget_label(eps: float) -> str:
+    """An attack budget in [0,1] pixels, written k/255 where it is one."""
+    if 0 < eps < 1 and abs(eps * 255 - round(eps * 255)) < 1e-6:
+        return f"{round(eps * 255)}/255"
+    return f"{eps:g}"
+
+
+def adversarial_table(rows: list[Row]) -> str:
+    """Clean test ACC, then robust ACC at every (attack, eps) present in the rows."""
+    from eqdp.report.tables import metric_table
+
+    seen = {
+        (r["attack"], r["eps"])
+        for row in rows
+        for record in row.members
+        for r in record["adversarial"]["results"]
+    }
+
+    def robust_acc(attack: str, eps: float):
+        def value(record: dict) -> float | None:
+            for result in record["adversarial"]["results"]:
+                if result["attack"] == attack and math.isclose(result["eps"], eps):
+                    return result["acc"]
+            return None
+
+        return value
+
+    columns = [("clean ACC", lambda r: r["adversarial"]["clean"]["acc"], False)]
+    columns += [(f"{a} {pixel_budget_label(e)}", robust_acc(a, e), False) for a, e in sorted(seen)]
+    return metric_table(rows, columns)
+
+
+def _points(record: dict, metric: str):
+    adversarial = record["adversarial"]
+    clean = adversarial["clean"].get(metric)
+    points = [(f" {a}", None, clean) for a in adversarial["attacks"]]
+    points += [(f" {r['attack']}", r["eps"], r.get(metric)) for r in adversarial["results"]]
+    return [
+        (panel, x, float(y))
+        for panel, x, y in points
+        if y is not None and (x is None or x > 0)  # eps 0 is the clean line
+    ]
+
+
+ADVERSARIAL = register_benchmark(
+    Benchmark(
+        name="adversarial",
+        description="train (or load --from-run) then test ACC/AUC under FGSM, PGD or "
+        "AutoAttack at several eps",
+        options=AdversarialOptions,
+        run=run_adversarial,
+        resolve=resolve_adversarial,
+        evaluates_trained_model=True,
+        section="adversarial",
+        axes=("attacks", "attack_eps"),
+        table=adversarial_table,
+        plot=PlotSpec(
+            x_label="attack eps ([0,1] pixels)",
+            points=_points,
+            reference="clean",
+            tick_label=pixel_budget_label,
+        ),
+        merge=merge_attacks,
+    )
+)

@@ -1,4 +1,4 @@
-"""Pieces every benchmark shares: data + model set-up, the record, checkpoint saving."""
+"""What every benchmark's run shares: data and model set-up, and the record."""
 
 from __future__ import annotations
 
@@ -7,12 +7,13 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from eqdp.benchmarks.base import RunConfig
-from eqdp.data import MedMNISTData, load_dataset
-from eqdp.models import ModelInfo, create_model, describe_model
+from eqdp.config.run import RunConfig
+from eqdp.data.medmnist_data import MedMNISTData, load_dataset
+from eqdp.engine import FitResult, Precision, seed_everything, select_device
+from eqdp.models import ModelInfo, create_model, describe_model, model_spec
 from eqdp.results.environment import environment
+from eqdp.results.identity import label, row_key
 from eqdp.results.records import SCHEMA_VERSION, new_run_id, utc_now
-from eqdp.train import FitResult, seed_everything, select_device
 
 
 @dataclass
@@ -22,14 +23,25 @@ class RunContext:
     model: nn.Module
     info: ModelInfo
     device: torch.device
+    precision: Precision
+
+
+def load_run_data(config: RunConfig) -> MedMNISTData:
+    return load_dataset(config.dataset, config.size, config.data_dir, config.verify_md5)
 
 
 def prepare_run(config: RunConfig, dp: bool = False) -> RunContext:
-    """Everything that can fail on bad input fails here, before any training."""
+    """Data and a freshly initialised model; the seed covers the initial weights."""
     device = select_device(config.device)
-    data = load_dataset(config.dataset, config.size, config.data_dir, config.verify_md5)
-    seed_everything(config.seed)  # the seed covers the initial weights too
-    model = create_model(
+    data = load_run_data(config)
+    seed_everything(config.seed)
+    model = build_model(config, data, dp)
+    info = describe_model(config.model, data.n_channels, data.n_classes, config.size, model=model)
+    return RunContext(config, data, model, info, device, Precision(config.train.precision))
+
+
+def build_model(config: RunConfig, data: MedMNISTData, dp: bool) -> nn.Module:
+    return create_model(
         config.model,
         data.n_channels,
         data.n_classes,
@@ -37,24 +49,20 @@ def prepare_run(config: RunConfig, dp: bool = False) -> RunContext:
         image_size=config.size,
         **config.model_kwargs,
     )
-    info = describe_model(config.model, data.n_channels, data.n_classes, config.size, model=model)
-    return RunContext(config, data, model, info, device)
-
-
-def standard_setting(config: RunConfig) -> str:
-    train = config.train
-    setting = f"{train.epochs}ep bs{train.batch_size} lr{train.lr:g}"
-    return setting if train.augment == "none" else f"{setting} aug={train.augment}"
 
 
 def build_record(
     context: RunContext,
     fit_result: FitResult,
-    setting: str,
-    privacy: dict | None = None,
     extra: dict | None = None,
+    eval_precision: Precision | None = None,
 ) -> dict:
+    """The record of a finished run (without the checkpoint name, which saving adds)."""
     config = context.config
+    precision = {
+        "train": config.train.precision,
+        "eval": (eval_precision or context.precision).name,
+    }
     record = {
         "schema_version": SCHEMA_VERSION,
         "run_id": new_run_id(config.model, config.seed),
@@ -65,18 +73,19 @@ def build_record(
         "size": config.size,
         "model": config.model,
         "seed": config.seed,
-        "setting": setting,
         "config": config.as_dict(),
         "model_info": {
             "params": context.info.params,
             "macs": context.info.macs,
             "group": context.info.group,
+            "defaults": model_spec(config.model).option_defaults(),
         },
         "data": {
             "task": context.data.task,
             "n_train": len(context.data.train),
             "n_val": len(context.data.val),
             "n_test": len(context.data.test),
+            **context.data.source,
         },
         "metrics": {"val": fit_result.val, "test": fit_result.test},
         "best_epoch": fit_result.best_epoch,
@@ -85,9 +94,11 @@ def build_record(
             "train_seconds": round(fit_result.train_seconds, 3),
             "images_per_second": round(fit_result.images_per_second, 2),
         },
-        "env": environment(context.device),
-        "privacy": privacy,
+        "env": environment(context.device, precision),
+        "privacy": fit_result.privacy,
     }
     if extra:
         record.update(extra)
+    record["key"] = row_key(record["config"])
+    record["label"] = label(record)
     return record

@@ -1,82 +1,131 @@
-"""The DP-SGD benchmark: one record per (target epsilon, seed)."""
+"""The DP-SGD benchmark: one record per (target epsilon, seed).
+
+Options are ``eqdp.privacy.options.DPOptions``. Resolving fills in the delta
+and physical batch size the run will use (they depend on the training set's
+size, which ``--fraction`` changes) and checks them, so the record's
+configuration is what ran; D4 augmentation is switched on when the
+augmentation multiplicity asks for several views.
+"""
 
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
-from opacus.validators import ModuleValidator
+from eqdp.benchmarks.registry import Benchmark, PlotSpec, register_benchmark
+from eqdp.config.fields import as_plain_dict, parse_config
+from eqdp.privacy.budget import default_delta
+from eqdp.privacy.options import DPOptions
 
-from eqdp.benchmarks.base import RunConfig, register_benchmark
-from eqdp.benchmarks.common import build_record, prepare_run, standard_setting
-from eqdp.benchmarks.low_data import subset_run, train_labels
-from eqdp.data import dataset_info
-from eqdp.data.subsets import check_fraction, stratified_subset
-from eqdp.errors import EqdpError
-from eqdp.models import create_model, model_spec
-from eqdp.privacy import DP_OPTION_KEYS, dp_config_from_options, fit_private
-from eqdp.train import ProgressCallback
+if TYPE_CHECKING:
+    from eqdp.config.run import RunConfig
+    from eqdp.engine import ProgressCallback
+    from eqdp.results.rows import Row
 
 
-def check_dp(config: RunConfig) -> None:
-    unknown = set(config.options) - DP_OPTION_KEYS - {"fraction"}
-    if unknown:
-        raise EqdpError(f"benchmark 'dp' takes no option(s) {sorted(unknown)}")
+def resolve_dp(config: RunConfig) -> RunConfig:
+    from eqdp.benchmarks.low_data import subset_size, train_labels
+    from eqdp.errors import EqdpError
+    from eqdp.models import model_spec
+
     refusal = model_spec(config.model).dp_refusal
     if refusal:
         raise EqdpError(f"model {config.model!r} cannot be trained under DP-SGD: {refusal}")
-    if "fraction" in config.options:
-        fraction = check_fraction(float(config.options["fraction"]))
-        n_train = len(stratified_subset(train_labels(config), fraction, config.seed))
+    options = parse_config(DPOptions, config.options, "benchmark dp")
+    if options.fraction is not None:
+        n_train = subset_size(config, options.fraction)
     else:
-        n_train = int(dataset_info(config.dataset)["n_samples"]["train"])
-    dp_config_from_options(config.options, n_train, config.train.batch_size)
+        n_train = len(train_labels(config))  # the file's, which may differ from medmnist.INFO
+    options = options.resolved(n_train, config.train.batch_size)
+    train = config.train
+    if options.aug_mult > 1 and train.augment == "none":
+        train = train.__class__(**{**as_plain_dict(train), "augment": "d4"})
+    return config.replace(options=as_plain_dict(options), train=train)
 
 
-def dp_setting(config: RunConfig, epsilon: float | None, noise: float | None) -> str:
-    budget = f"sigma={noise:g}" if noise is not None else f"eps={epsilon:g}"
-    if "fraction" in config.options:
-        budget += f" fraction={float(config.options['fraction']):g}"
-    return f"{budget} {standard_setting(config)}"
+def run_dp(config: RunConfig, on_progress: ProgressCallback | None = None):
+    from opacus.validators import ModuleValidator
 
+    from eqdp.benchmarks.common import build_model, build_record, prepare_run
+    from eqdp.benchmarks.low_data import subset_run
+    from eqdp.engine import fit
+    from eqdp.errors import EqdpError
+    from eqdp.privacy.dp_sgd import DPSGD
 
-@register_benchmark(
-    "dp",
-    "DP-SGD (Opacus): Poisson sampling, per-sample clipping, noise calibrated to a target "
-    "epsilon; epsilon=inf is the same pipeline without noise or clipping",
-    check=check_dp,
-)
-def run_dp(config: RunConfig, on_progress: ProgressCallback | None = None) -> tuple[dict, dict]:
+    options = parse_config(DPOptions, config.options, "benchmark dp")
     context, train, extra = prepare_run(config, dp=True), config.train, None
-    if "fraction" in config.options:
+    if options.fraction is not None:
         # DP on a subset: the accountant, delta and sampling rate all see the subset size.
-        context, train, low_data = subset_run(context, float(config.options["fraction"]))
+        context, train, low_data = subset_run(context, options.fraction)
         extra = {"low_data": low_data}
-    dp = dp_config_from_options(config.options, len(context.data.train), train.batch_size)
     problems = ModuleValidator.validate(context.model, strict=False)
     if problems:
         raise EqdpError(f"model {config.model!r} is not DP-compatible: {problems[0]}")
-
-    def make_eval_model():
-        return create_model(
-            config.model,
-            context.data.n_channels,
-            context.data.n_classes,
-            dp=True,
-            image_size=config.size,
-            **config.model_kwargs,
-        )
-
-    result, privacy = fit_private(
+    strategy = DPSGD(options, lambda: build_model(config, context.data, dp=True))
+    result = fit(
         context.model,
-        make_eval_model,
         context.data,
         train,
-        dp,
         config.seed,
         context.device,
-        on_progress,
+        strategy=strategy,
+        on_progress=on_progress,
     )
-    target = dp.target_epsilon if math.isfinite(dp.target_epsilon) else math.inf
-    setting = dp_setting(config, target, config.options.get("noise_multiplier"))
-    record = build_record(context, result, setting, privacy=privacy, extra=extra)
-    return record, result.best_state
+    return build_record(context, result, extra=extra), result.best_state
+
+
+def _label_defaults(record: dict) -> dict:
+    privacy = record.get("privacy") or {}
+    n_train = privacy.get("n_train") or record.get("data", {}).get("n_train")
+    return {"delta": default_delta(n_train)} if n_train else {}
+
+
+def _epsilon(row: Row) -> float | None:
+    value = row.material["options"].get("epsilon")
+    if value is None:
+        return None  # a fixed noise multiplier: in the leaderboard, not in the pivot
+    return math.inf if value == "inf" else float(value)
+
+
+def privacy_utility_table(rows: list[Row], metric: str = "auc") -> str:
+    """One line per configuration but epsilon, one column per target epsilon."""
+    from eqdp.report.tables import pivot_table
+    from eqdp.results.leaderboard import format_epsilon
+
+    return pivot_table(
+        rows,
+        "epsilon",
+        lambda r: r["metrics"]["test"][metric],
+        lambda eps: f"ε = {format_epsilon(eps)}",
+        value_of=_epsilon,
+    )
+
+
+def _points(record: dict, metric: str):
+    value = record["metrics"]["test"].get(metric)
+    epsilon = record["config"].get("options", {}).get("epsilon")
+    if value is None or epsilon is None:
+        return []
+    epsilon = float(epsilon)
+    return [("", epsilon if math.isfinite(epsilon) else None, float(value))]
+
+
+DP = register_benchmark(
+    Benchmark(
+        name="dp",
+        description="DP-SGD (Opacus): Poisson sampling, per-sample clipping, noise calibrated "
+        "to a target epsilon; epsilon=inf is the same pipeline without noise or clipping",
+        options=DPOptions,
+        run=run_dp,
+        resolve=resolve_dp,
+        section="privacy",
+        table=privacy_utility_table,
+        plot=PlotSpec(
+            x_label="privacy budget epsilon",
+            points=_points,
+            axis="epsilon",
+            reference="non-private (epsilon = inf)",
+        ),
+        label_defaults=_label_defaults,
+    )
+)

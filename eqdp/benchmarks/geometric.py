@@ -7,57 +7,41 @@ for D4 and scalings, the masked unrotated image for rotations). Worst-case
 accuracy is Engstrom et al.'s worst-of-k: an example counts as correct only if
 it is classified correctly under every transform of the set.
 
-Predictions run in float32 with TF32 off, also on a GPU: bf16 autocast or TF32
-convolutions round differently for a rotated input, which would hide the exact
-D4 invariance of the equivariant models behind ~1e-3 of numerical noise.
+Predictions run in fp32 with TF32 off (``Precision("fp32")``), also on a GPU
+and whatever the training precision: bf16 autocast or TF32 convolutions round
+differently for a rotated input, which would hide the exact D4 invariance of
+the equivariant models behind ~1e-3 of numerical noise. Records say so in
+``env.precision.eval``.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
-import numpy as np
-import torch
-from torch import nn
+from eqdp.benchmarks.pretrained import resolve_evaluation
+from eqdp.benchmarks.registry import Benchmark, PlotSpec, register_benchmark
+from eqdp.config.fields import config_class, option
 
-from eqdp.benchmarks.base import RunConfig, accept_options, register_benchmark
-from eqdp.benchmarks.pretrained import source_record, train_or_load
-from eqdp.data import Split
-from eqdp.data.transforms import GeometricTransform, geometric_transforms, rotate
-from eqdp.metrics import correct_fraction, evaluate
-from eqdp.train import ProgressCallback, scores_from_logits, to_model_input
+if TYPE_CHECKING:
+    from torch import nn
 
-OPTIONS: tuple[str, ...] = ("from_run",)
-
-
-def check_geometric(config: RunConfig) -> None:
-    accept_options(config, OPTIONS)
-    source_record(config)
+    from eqdp.config.run import RunConfig
+    from eqdp.data.medmnist_data import Split
+    from eqdp.data.transforms import GeometricTransform
+    from eqdp.engine import ProgressCallback
+    from eqdp.results.rows import Row
 
 
-@contextmanager
-def exact_float32() -> Iterator[None]:
-    saved = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
-    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
-    try:
-        yield
-    finally:
-        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved
-
-
-@torch.no_grad()
-def predict_float32(model: nn.Module, images: torch.Tensor, task: str, batch_size: int):
-    """Class probabilities ``(N, K)`` as numpy, model in eval mode, no autocast."""
-    model.eval()
-    device = next(model.parameters()).device
-    outputs = []
-    with exact_float32():
-        for start in range(0, len(images), batch_size):
-            logits = model(to_model_input(images[start : start + batch_size].to(device)))
-            outputs.append(scores_from_logits(task, logits.float()).cpu())
-    return torch.cat(outputs).numpy()
+@config_class
+class GeometricOptions:
+    angle_step: float = option(
+        15.0, "Rotations every this many degrees.", label="every{:g}°", gt=0, le=180
+    )
+    scales: tuple[float, ...] = option((0.9, 1.1), "Scale factors about the centre.")
+    from_run: str | None = option(
+        None, "Evaluate the checkpoint of this finished run instead of training.", key=False
+    )
 
 
 def geometric_evaluation(
@@ -68,11 +52,18 @@ def geometric_evaluation(
     batch_size: int = 512,
 ) -> dict:
     """Per-transform metrics and the worst-case and invariance summaries of the record."""
+    import numpy as np
+
+    from eqdp.data.transforms import geometric_transforms, rotate
+    from eqdp.engine import predict_scores
+    from eqdp.engine.precision import FP32
+    from eqdp.metrics import correct_fraction, evaluate
+
     transforms = geometric_transforms() if transforms is None else transforms
     labels = split.labels.cpu().numpy()
 
-    def scores_of(images: torch.Tensor) -> np.ndarray:
-        return predict_float32(model, images, task, batch_size)
+    def scores_of(images):
+        return predict_scores(model, images, task, batch_size, FP32)
 
     scores = {t.name: scores_of(t(split.images)) for t in transforms}
     references = {"identity": lambda x: x, "rotate-0": lambda x: rotate(x, 0)}
@@ -113,22 +104,71 @@ def geometric_evaluation(
     }
 
 
-@register_benchmark(
-    "geometric",
-    "train (or load --from-run) then test under D4, rotations every 15° and scalings",
-    check=check_geometric,
-)
-def run_geometric(
-    config: RunConfig, on_progress: ProgressCallback | None = None
-) -> tuple[dict, dict]:
+def run_geometric(config: RunConfig, on_progress: ProgressCallback | None = None):
+    from eqdp.benchmarks.pretrained import train_or_load
+    from eqdp.data.transforms import geometric_transforms
+    from eqdp.engine.precision import FP32
+
     prepared = train_or_load(config, on_progress)
     context = prepared.context
     started = time.perf_counter()
+    transforms = geometric_transforms(
+        float(config.options["angle_step"]), tuple(config.options["scales"])
+    )
     summary = geometric_evaluation(
         context.model,
         context.data.test,
         context.data.task,
+        transforms,
         batch_size=config.train.eval_batch_size,
     )
-    record = prepared.record({"geometric": summary}, time.perf_counter() - started)
+    record = prepared.record({"geometric": summary}, time.perf_counter() - started, FP32)
     return record, prepared.fit.best_state
+
+
+def geometric_table(rows: list[Row]) -> str:
+    from eqdp.report.tables import metric_table
+
+    def summary(name: str):
+        return lambda record: record["geometric"].get(name)
+
+    return metric_table(
+        rows,
+        [
+            ("clean ACC", lambda r: r["metrics"]["test"]["acc"], False),
+            ("worst ACC, D4", summary("worst_case_acc_d4"), False),
+            ("worst ACC, rotations", summary("worst_case_acc_rotation"), False),
+            ("worst ACC, all", summary("worst_case_acc"), False),
+            ("max invariance error, D4", summary("max_invariance_error_d4"), True),
+            ("mean invariance error, rotations", summary("mean_invariance_error_rotation"), True),
+        ],
+    )
+
+
+def _points(record: dict, metric: str):
+    return [
+        ("", t["angle"], float(t[metric]))
+        for t in record["geometric"]["transforms"]
+        if t["kind"] == "rotation" and t.get(metric) is not None
+    ]
+
+
+GEOMETRIC = register_benchmark(
+    Benchmark(
+        name="geometric",
+        description="train (or load --from-run) then test under D4, rotations every 15° and "
+        "scalings",
+        options=GeometricOptions,
+        run=run_geometric,
+        resolve=resolve_evaluation,
+        evaluates_trained_model=True,
+        section="geometric",
+        table=geometric_table,
+        plot=PlotSpec(
+            x_label="rotation angle (degrees)",
+            points=_points,
+            log_x=False,
+            fixed_ticks=(0, 90, 180, 270, 360),
+        ),
+    )
+)

@@ -1,4 +1,4 @@
-"""eqdp list and eqdp info: what models, benchmarks and datasets there are."""
+"""eqdp list and eqdp info: what models, benchmarks, attacks and datasets there are."""
 
 from __future__ import annotations
 
@@ -7,64 +7,96 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from eqdp.benchmarks import BENCHMARKS, list_benchmarks
 from eqdp.cli.common import app, console, guarded
-from eqdp.data import FLAGS_2D, SIZES, dataset_info
 from eqdp.errors import unknown_choice
-from eqdp.models import MODELS, describe_model, list_models
-from eqdp.results import leaderboard as board
 
-LIST_WHATS = ("models", "benchmarks", "datasets")
+LIST_WHATS = ("models", "benchmarks", "datasets", "attacks")
 
 
-@app.command("list")
+@app.command("list", rich_help_panel="Catalogue")
 def list_(
-    what: Annotated[str, typer.Argument(help="models, benchmarks or datasets.")] = "models",
+    what: Annotated[
+        str, typer.Argument(help="models, benchmarks, datasets or attacks.")
+    ] = "models",
 ) -> None:
-    """List registered models (params, MACs, group), benchmarks or datasets."""
+    """List registered models (params, MACs, group), benchmarks, datasets or attacks.
+
+    Models are built to count their parameters and MACs, which loads torch; the
+    other lists do not.
+    """
 
     def body() -> None:
         if what not in LIST_WHATS:
             raise unknown_choice("list", what, LIST_WHATS)
         table = Table(title=f"eqdp {what}")
-        if what == "models":
-            for column in ("model", "family", "group", "params", "MACs (1x28x28)", "description"):
-                table.add_column(column)
-            for name in list_models():
-                spec, info = MODELS.get(name), describe_model(name)
-                table.add_row(
-                    name,
-                    spec.family,
-                    info.group or "-",
-                    board.human_count(info.params),
-                    board.human_count(info.macs),
-                    spec.description,
-                )
-        elif what == "benchmarks":
-            table.add_column("benchmark")
-            table.add_column("description")
-            for name in list_benchmarks():
-                table.add_row(name, BENCHMARKS.get(name).description)
-        else:
-            for column in ("dataset", "task", "channels", "classes", "train/val/test", "sizes"):
-                table.add_column(column)
-            for flag in FLAGS_2D:
-                info = dataset_info(flag)
-                counts = info["n_samples"]
-                table.add_row(
-                    flag,
-                    info["task"],
-                    str(info["n_channels"]),
-                    str(len(info["label"])),
-                    f"{counts['train']}/{counts['val']}/{counts['test']}",
-                    ",".join(str(s) for s in SIZES),
-                )
+        {"models": _models, "benchmarks": _benchmarks, "datasets": _datasets,
+         "attacks": _attacks}[what](table)  # fmt: skip
         console.print(table)
 
     guarded(body)
 
 
-@app.command()
+def _models(table: Table) -> None:
+    from eqdp.models import MODELS, describe_model, list_models
+    from eqdp.results.leaderboard import human_count
+
+    for column in ("model", "family", "group", "params", "MACs (1x28x28)", "description"):
+        table.add_column(column)
+    for name in list_models():
+        spec, info = MODELS.get(name), describe_model(name)
+        table.add_row(
+            name,
+            spec.family,
+            info.group or "-",
+            human_count(info.params),
+            human_count(info.macs),
+            spec.description,
+        )
+
+
+def _benchmarks(table: Table) -> None:
+    from eqdp.benchmarks import BENCHMARKS
+    from eqdp.config.fields import option_specs
+
+    for column in ("benchmark", "options", "description"):
+        table.add_column(column)
+    for name in BENCHMARKS.names():
+        benchmark = BENCHMARKS.get(name)
+        options = ", ".join(spec.name for spec in option_specs(benchmark.options)) or "-"
+        table.add_row(name, options, benchmark.description)
+
+
+def _datasets(table: Table) -> None:
+    from eqdp.data.catalog import FLAGS_2D, SIZES, dataset_info
+
+    for column in ("dataset", "task", "channels", "classes", "train/val/test", "sizes"):
+        table.add_column(column)
+    for flag in FLAGS_2D:
+        info = dataset_info(flag)
+        counts = info["n_samples"]
+        table.add_row(
+            flag,
+            info["task"],
+            str(info["n_channels"]),
+            str(len(info["label"])),
+            f"{counts['train']}/{counts['val']}/{counts['test']}",
+            ",".join(str(s) for s in SIZES),
+        )
+
+
+def _attacks(table: Table) -> None:
+    from eqdp.attacks import ATTACKS, DEFAULT_EPS
+
+    for column in ("attack", "norm", "default budgets", "in default set", "description"):
+        table.add_column(column)
+    for name in ATTACKS.names_in_order():
+        attack = ATTACKS.get(name)
+        budgets = ", ".join(f"{eps:.3g}" for eps in DEFAULT_EPS[attack.norm])
+        table.add_row(name, attack.norm, budgets, "yes" if attack.default else "no",
+                      attack.description)  # fmt: skip
+
+
+@app.command(rich_help_panel="Catalogue")
 def info(
     model: Annotated[str, typer.Argument(help="Model name.")],
     dataset: Annotated[
@@ -72,10 +104,13 @@ def info(
     ] = None,
     size: Annotated[int, typer.Option(help="Image size.")] = 28,
 ) -> None:
-    """Parameters, MACs, symmetry group and input size of a model."""
+    """Parameters, MACs, symmetry group, input size and options of a model."""
 
     def body() -> None:
-        MODELS.get(model)
+        from eqdp.data.catalog import FLAGS_2D, SIZES, dataset_info
+        from eqdp.models import MODELS, describe_model
+
+        spec = MODELS.get(model)
         channels, classes = 1, 2
         if dataset is not None:
             if dataset not in FLAGS_2D:
@@ -88,13 +123,18 @@ def info(
             raise unknown_choice("size", size, SIZES)
         described = describe_model(model, channels, classes, size)
         table = Table(title=f"{model}" + (f" on {dataset}" if dataset else ""), show_header=False)
-        table.add_row("family", MODELS.get(model).family)
+        table.add_row("family", spec.family)
         table.add_row("symmetry group", described.group or "none (translations only)")
         table.add_row("parameters", f"{described.params:,}")
         table.add_row("MACs / image", f"{described.macs:,}")
         table.add_row("input", "x".join(str(d) for d in described.input_shape))
         table.add_row("classes", str(classes))
-        table.add_row("DP-SGD", MODELS.get(model).dp_refusal or "supported")
+        table.add_row("DP-SGD", spec.dp_refusal or "supported")
+        options = spec.option_defaults()
+        table.add_row(
+            "options (-k KEY=VALUE)",
+            ", ".join(f"{k}={v}" for k, v in options.items()) or "none",
+        )
         console.print(table)
 
     guarded(body)

@@ -16,6 +16,7 @@ app = typer.Typer(
     "Examples:\n\n"
     "  eqdp run standard --model eq-nasnet --dataset breastmnist --epochs 10\n\n"
     "  eqdp leaderboard --benchmark standard --dataset breastmnist\n\n"
+    "  eqdp suite benchmarks/standard-cpu.toml --dry-run\n\n"
     "  eqdp list models",
     rich_markup_mode="rich",
     no_args_is_help=True,
@@ -25,6 +26,27 @@ app = typer.Typer(
 _WIDTH = None if sys.stdout.isatty() else 160
 console = Console(width=_WIDTH)
 errors = Console(stderr=True, width=_WIDTH)
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        import eqdp
+
+        console.print(f"eqdp {eqdp.__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: bool = typer.Option(
+        False,
+        "--version",
+        help="Show eqdp's version and exit.",
+        callback=_show_version,
+        is_eager=True,
+    ),
+) -> None:
+    """Benchmarks for equivariant CNNs on MedMNIST."""
 
 
 def fail(message: str) -> typer.Exit:

@@ -1,4 +1,4 @@
-"""eqdp leaderboard, readme and plot: everything that reads the records."""
+"""eqdp leaderboard, readme and plot: everything that reads the records (no torch)."""
 
 from __future__ import annotations
 
@@ -11,44 +11,67 @@ from rich.table import Table
 
 from eqdp.cli.common import app, console, errors, guarded
 from eqdp.cli.options import ResultsDir
-from eqdp.data import FLAGS_2D
 from eqdp.errors import EqdpError, unknown_choice
-from eqdp.results import FORMATS, aggregate, filter_records, load_records
-from eqdp.results import leaderboard as board
 
 
-@app.command()
+@app.command(rich_help_panel="Results")
 def leaderboard(
     benchmark: Annotated[str | None, typer.Option(help="Only this benchmark.")] = None,
     dataset: Annotated[str | None, typer.Option(help="Only this dataset.")] = None,
     model: Annotated[str | None, typer.Option(help="Only this model.")] = None,
     size: Annotated[int | None, typer.Option(help="Only this image size.")] = None,
+    key: Annotated[
+        str | None, typer.Option(help="Only the configuration whose row key starts with this.")
+    ] = None,
     results_dir: ResultsDir = None,
     format: Annotated[str, typer.Option(help="table, markdown, csv or json.")] = "table",
+    show_key: Annotated[bool, typer.Option(help="Add the row key column.")] = False,
 ) -> None:
-    """Mean ± std over seeds of test AUC/ACC per (benchmark, dataset, model, setting)."""
+    """Mean ± std over seeds of test AUC/ACC, one line per configuration.
+
+    A line is one configuration: the records whose whole configuration but the
+    seed is the same (its row key, --show-key). The setting column is what
+    differs from the benchmark's defaults.
+
+    Example: [bold]eqdp leaderboard --results-dir results --benchmark dp --dataset breastmnist[/]
+    """
 
     def body() -> None:
-        if format not in FORMATS:
-            raise unknown_choice("format", format, FORMATS)
+        from eqdp.benchmarks import BENCHMARKS
+        from eqdp.data.catalog import FLAGS_2D
+        from eqdp.results import leaderboard as board
+        from eqdp.results.records import load_records
+        from eqdp.results.records import results_dir as resolve_results
+
+        if format not in board.FORMATS:
+            raise unknown_choice("format", format, board.FORMATS)
+        if benchmark is not None:
+            BENCHMARKS.get(benchmark)
+        if dataset is not None and dataset not in FLAGS_2D:
+            raise unknown_choice("dataset", dataset, FLAGS_2D)
 
         def report_skip(path: Path, reason: str) -> None:
             errors.print(f"[yellow]skipping[/] {path}: {reason}", highlight=False)
 
-        records = load_records(results_dir, on_skip=report_skip)
-        chosen = filter_records(
+        base = resolve_results(results_dir)
+        if not base.exists():
+            raise EqdpError(f"results folder {base} does not exist (no runs yet?)")
+        records = load_records(base, on_skip=report_skip)
+        chosen = board.filter_records(
             records, benchmark=benchmark, dataset=dataset, model=model, size=size
         )
-        rows = aggregate(chosen)
+        rows = board.aggregate(chosen)
+        if key is not None:
+            rows = [row for row in rows if row.key.startswith(key)]
         if format == "markdown":
-            sys.stdout.write(board.to_markdown(rows))
+            sys.stdout.write(board.to_markdown(rows, show_key))
         elif format == "csv":
             sys.stdout.write(board.to_csv(rows))
         elif format == "json":
             sys.stdout.write(board.to_json(rows))
         else:
-            table = Table(title=f"eqdp leaderboard ({len(chosen)} records)")
-            header, cells = board.display_table(rows)
+            table = Table(title=f"eqdp leaderboard: {base} ({len(chosen)} records)")
+            header, cells = board.display_table(rows, show_key)
             for column in header:
                 table.add_column(column)
             for line in cells:
@@ -58,15 +81,17 @@ def leaderboard(
     guarded(body)
 
 
-@app.command()
+@app.command(rich_help_panel="Results")
 def readme(
     file: Annotated[Path, typer.Argument(help="Markdown file with eqdp:table blocks.")] = Path(
         "README.md"
     ),
-    results_dir: ResultsDir = None,
+    results_dir: Annotated[
+        Path | None, typer.Option(help="Records folder \\[default: the committed ./results].")
+    ] = None,
     check: Annotated[bool, typer.Option(help="Fail if the tables are out of date.")] = False,
 ) -> None:
-    """Regenerate the result tables in README.md from the records in results/."""
+    """Regenerate the result tables in README.md from the committed records in results/."""
 
     def body() -> None:
         from eqdp.report.readme import update_readme
@@ -81,7 +106,7 @@ def readme(
     guarded(body)
 
 
-@app.command()
+@app.command(rich_help_panel="Results")
 def plot(
     kind: Annotated[str, typer.Argument(help="low-data, adversarial, geometric or dp.")],
     dataset: Annotated[str | None, typer.Option(help="Only this dataset.")] = None,
@@ -93,14 +118,16 @@ def plot(
 ) -> None:
     """Plot test ACC/AUC vs fraction, attack eps, rotation angle or epsilon from the records.
 
-    Example: [bold]eqdp plot low-data --dataset breastmnist --out low-data.svg[/]
+    Example: [bold]eqdp plot low-data --results-dir results --out low-data.svg[/]
     """
 
     def body() -> None:
-        from eqdp.report.plots import PLOT_KINDS, plot_records
+        from eqdp.data.catalog import FLAGS_2D
+        from eqdp.report.plots import plot_kinds, plot_records
+        from eqdp.results.records import load_records
 
-        if kind not in PLOT_KINDS:
-            raise unknown_choice("plot", kind, PLOT_KINDS)
+        if kind not in plot_kinds():
+            raise unknown_choice("plot", kind, plot_kinds())
         if dataset is not None and dataset not in FLAGS_2D:
             raise unknown_choice("dataset", dataset, FLAGS_2D)
         target = out or Path(f"{kind}{'-' + dataset if dataset else ''}.png")

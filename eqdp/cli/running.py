@@ -1,221 +1,256 @@
-"""eqdp run and eqdp suite: configurations in, records out, with progress."""
+"""eqdp run BENCHMARK and eqdp suite: configurations in, records out, with progress.
+
+``eqdp run`` has one subcommand per registered benchmark, whose options are
+generated from the benchmark's typed options and the training recipe, so
+``eqdp run dp --help`` documents exactly what the DP benchmark takes.
+"""
 
 from __future__ import annotations
 
+import inspect
 import itertools
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from eqdp.benchmarks import BENCHMARKS, RunConfig, run_benchmark
-from eqdp.cli.common import app, console, errors, guarded
+from eqdp.benchmarks import BENCHMARKS
+from eqdp.benchmarks.registry import Benchmark
+from eqdp.cli.common import app, console, errors, fail, guarded
 from eqdp.cli.options import (
-    DataDir,
-    Device,
-    ResultsDir,
-    VerifyMd5,
-    dp_option,
-    parse_list,
-    parse_number,
-    robustness_option,
+    TRAIN_PANEL,
+    WHERE_PANEL,
+    cli_value,
+    parameters_for,
+    parse_model_args,
+    values_from,
 )
-from eqdp.data import AUGMENTATIONS
-from eqdp.errors import unknown_choice
-from eqdp.models import MODELS
-from eqdp.results import load_records
-from eqdp.train import DEVICES, EpochStats, StageProgress, TrainConfig
+from eqdp.config.fields import option_specs, parse_config
+from eqdp.config.train import TrainConfig
+from eqdp.errors import EqdpError
+
+run_app = typer.Typer(
+    name="run",
+    help="Train and evaluate one model on one dataset; one record per (seed, swept value).\n\n"
+    "Examples:\n\n"
+    "  eqdp run standard -m eq-nasnet -d breastmnist --epochs 10 --seed 0,1,2\n\n"
+    "  eqdp run dp -m eq-nasnet -d pneumoniamnist --epsilon 1,8,inf --epochs 5 "
+    "--batch-size 256\n\n"
+    "Records go to ./runs (--results-dir, EQDP_RESULTS_DIR), never to the committed "
+    "./results unless asked.",
+    rich_markup_mode="rich",
+    no_args_is_help=True,
+)
+app.add_typer(run_app, name="run", rich_help_panel="Run")
+
+TRAIN_PREFIX = "train__"
+OPTION_PREFIX = "option__"
 
 
-@app.command()
-def run(
-    benchmark: Annotated[str, typer.Argument(help="Benchmark: see `eqdp list benchmarks`.")],
-    model: Annotated[str, typer.Option("--model", "-m", help="Model: see `eqdp list models`.")],
-    dataset: Annotated[str, typer.Option("--dataset", "-d", help="MedMNIST flag.")],
-    size: Annotated[int, typer.Option(help="Image size: 28, 64, 128 or 224.")] = 28,
-    epochs: Annotated[int, typer.Option(help="Training epochs (MedMNIST v2: 100).")] = 100,
-    batch_size: Annotated[int, typer.Option(help="Batch size.")] = 128,
-    lr: Annotated[float, typer.Option(help="Adam learning rate.")] = 1e-3,
-    seed: Annotated[str, typer.Option(help="Seed or comma list: one record per seed.")] = "0",
-    augment: Annotated[str, typer.Option(help="Training augmentation: none or d4.")] = "none",
-    device: Device = "auto",
-    data_dir: DataDir = None,
-    results_dir: ResultsDir = None,
-    verify_md5: VerifyMd5 = True,
-    epsilon: Annotated[
-        str | None,
-        dp_option(
-            "Target epsilon(s), comma list; 'inf' = same pipeline, no noise or "
-            "clipping. One record per (epsilon, seed)."
-        ),
-    ] = None,
-    delta: Annotated[
-        float | None,
-        dp_option("Target delta \\[default: min(1e-5, 1/(10 N_train))]."),
-    ] = None,
-    max_grad_norm: Annotated[
-        float | None,
-        dp_option("Per-sample clipping bound C \\[default: 1.0]."),
-    ] = None,
-    physical_batch_size: Annotated[
-        int | None,
-        dp_option(
-            "Examples per forward/backward pass; the logical batch (--batch-size) "
-            "is Poisson-sampled \\[default: min(batch size, 128)]."
-        ),
-    ] = None,
-    noise_multiplier: Annotated[
-        float | None,
-        dp_option("Fix sigma instead of calibrating it to --epsilon."),
-    ] = None,
-    aug_mult: Annotated[
-        int | None,
-        dp_option(
-            "Augmentation multiplicity K: average per-sample gradients over K "
-            "random D4 views before clipping \\[default: 1]."
-        ),
-    ] = None,
-    accountant: Annotated[
-        str | None,
-        dp_option("Privacy accountant: prv or rdp \\[default: prv]."),
-    ] = None,
-    fraction: Annotated[
-        str | None,
-        robustness_option(
-            "Training fraction(s) in (0, 1], comma list; one record per (fraction, seed)."
-        ),
-    ] = None,
-    attack: Annotated[
-        str | None,
-        robustness_option(
-            "Attacks, comma list: fgsm, pgd-linf, pgd-l2, autoattack (APGD + Square via ART; "
-            "slow) \\[default: fgsm, pgd-linf, pgd-l2]."
-        ),
-    ] = None,
-    eps: Annotated[
-        str | None,
-        robustness_option(
-            "Attack budgets in [0,1] pixel space, comma list; fractions like 8/255 allowed."
-        ),
-    ] = None,
-    from_run: Annotated[
-        str | None,
-        robustness_option("Evaluate the checkpoint of this finished run instead of training."),
-    ] = None,
-) -> None:
-    """Train and evaluate one model on one dataset; write one result record per run.
+def _common_parameters() -> list[inspect.Parameter]:
+    def keyword(name: str, annotation: Any, default: Any) -> inspect.Parameter:
+        return inspect.Parameter(
+            name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation
+        )
 
-    Examples:
+    where = {"rich_help_panel": WHERE_PANEL}
+    return [
+        keyword(
+            "model",
+            str,
+            typer.Option(..., "--model", "-m", help="Model: see `eqdp list models`."),
+        ),
+        keyword("dataset", str, typer.Option(..., "--dataset", "-d", help="MedMNIST 2D flag.")),
+        keyword(
+            "model_arg",
+            list[str] | None,
+            typer.Option(
+                None,
+                "--model-arg",
+                "-k",
+                help="Model option KEY=VALUE, repeatable (e.g. -k width_multiplier=2); "
+                "`eqdp info MODEL` lists them.",
+                metavar="KEY=VALUE",
+            ),
+        ),
+        keyword("size", str, typer.Option("28", help="Image size: 28, 64, 128 or 224.")),
+        keyword("seed", str, typer.Option("0", help="Seed or comma list: one record per seed.")),
+        keyword("device", str, typer.Option("auto", help="auto, cpu or cuda.", **where)),
+        keyword(
+            "data_dir",
+            Path | None,
+            typer.Option(
+                None, help="Folder with MedMNIST .npz files \\[env: EQDP_DATA_DIR].", **where
+            ),
+        ),
+        keyword(
+            "results_dir",
+            Path | None,
+            typer.Option(
+                None,
+                help="Records folder \\[env: EQDP_RESULTS_DIR; default ./runs].",
+                **where,
+            ),
+        ),
+        keyword(
+            "checkpoint_dir",
+            Path | None,
+            typer.Option(
+                None,
+                help="Checkpoints folder \\[env: EQDP_CHECKPOINT_DIR; default: checkpoints/ "
+                "in the records folder].",
+                **where,
+            ),
+        ),
+        keyword(
+            "verify_md5",
+            bool,
+            typer.Option(True, help="Check the data file's MD5 against medmnist.INFO.", **where),
+        ),
+    ]
 
-    [bold]eqdp run standard -m eq-nasnet -d breastmnist --epochs 10 --seed 0,1,2[/]
 
-    [bold]eqdp run dp -m eq-nasnet -d pneumoniamnist --epsilon 1,2,4,8 --batch-size 512[/]
-    """
+def _register(benchmark: Benchmark) -> None:
+    option_list = option_specs(benchmark.options)
+    parameters = _common_parameters()
+    parameters += parameters_for(option_specs(TrainConfig), TRAIN_PANEL, TRAIN_PREFIX)
+    parameters += parameters_for(option_list, f"{benchmark.name} options", OPTION_PREFIX)
 
-    def body() -> None:
-        BENCHMARKS.get(benchmark)
-        MODELS.get(model)
-        if augment not in AUGMENTATIONS:
-            raise unknown_choice("augmentation", augment, AUGMENTATIONS)
-        if device not in DEVICES:
-            raise unknown_choice("device", device, DEVICES)
-        seeds = parse_list(seed, "seed", int)
-        train = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, augment=augment)
-        fixed = {
-            "delta": delta,
-            "max_grad_norm": max_grad_norm,
-            "physical_batch_size": physical_batch_size,
-            "noise_multiplier": noise_multiplier,
-            "aug_mult": aug_mult,
-            "accountant": accountant,
-            "attacks": parse_list(attack, "attack", str) if attack else None,
-            "attack_eps": parse_list(eps, "attack eps", parse_number) if eps else None,
-            "from_run": from_run,
-        }
-        sweeps = {
-            "epsilon": parse_list(epsilon, "epsilon", parse_number) if epsilon else [None],
-            "fraction": parse_list(fraction, "fraction", parse_number) if fraction else [None],
-        }
-        configs = []
-        for target_epsilon, train_fraction, s in itertools.product(
-            sweeps["epsilon"], sweeps["fraction"], seeds
-        ):
-            options = {"epsilon": target_epsilon, "fraction": train_fraction, **fixed}
-            configs.append(
-                RunConfig(
-                    benchmark=benchmark,
-                    model=model,
-                    dataset=dataset,
-                    size=size,
-                    seed=s,
-                    train=train,
-                    device=device,
-                    data_dir=str(data_dir) if data_dir else None,
-                    verify_md5=verify_md5,
-                    options={k: v for k, v in options.items() if v is not None},
-                    results_dir=str(results_dir) if results_dir else None,
-                )
+    def command(**given: Any) -> None:
+        guarded(lambda: _run(benchmark, given))
+
+    command.__signature__ = inspect.Signature(parameters)  # type: ignore[attr-defined]
+    command.__name__ = f"run_{benchmark.name.replace('-', '_')}"
+    command.__doc__ = f"{benchmark.description[0].upper()}{benchmark.description[1:]}."
+    run_app.command(benchmark.name)(command)
+
+
+def configurations(benchmark: Benchmark, given: dict[str, Any]) -> list:
+    """Every configuration the command line asks for: seeds x swept option values."""
+    from eqdp.cli.options import parse_list
+    from eqdp.config.run import RunConfig
+
+    train_fixed, train_swept = values_from(option_specs(TrainConfig), given, TRAIN_PREFIX)
+    option_fixed, option_swept = values_from(option_specs(benchmark.options), given, OPTION_PREFIX)
+    seeds = parse_list(given["seed"], "seed", int)
+    if len(set(seeds)) != len(seeds):
+        raise EqdpError(f"--seed {given['seed']!r} repeats a seed")
+    train = parse_config(TrainConfig, train_fixed, "training option")
+    swept = {**{("options", k): v for k, v in option_swept.items()}}
+    swept |= {("train", k): v for k, v in train_swept.items()}
+    configs = []
+    for combination in itertools.product(*swept.values(), seeds):
+        *values, seed = combination
+        options = dict(option_fixed)
+        train_values = {}
+        for (section, name), value in zip(swept, values, strict=True):
+            (options if section == "options" else train_values)[name] = value
+        configs.append(
+            parse_config(
+                RunConfig,
+                {
+                    "benchmark": benchmark.name,
+                    "model": given["model"],
+                    "dataset": given["dataset"],
+                    "size": cli_value(given["size"]),
+                    "seed": seed,
+                    "train": parse_config(
+                        TrainConfig,
+                        {**train_fixed, **train_values} if train_values else train_fixed,
+                        "training option",
+                    )
+                    if train_values
+                    else train,
+                    "device": given["device"],
+                    "data_dir": str(given["data_dir"]) if given["data_dir"] else None,
+                    "verify_md5": given["verify_md5"],
+                    "model_kwargs": parse_model_args(given["model_arg"]),
+                    "options": options,
+                    "results_dir": str(given["results_dir"]) if given["results_dir"] else None,
+                    "checkpoint_dir": str(given["checkpoint_dir"])
+                    if given["checkpoint_dir"]
+                    else None,
+                },
+                "",
             )
-        # Validate every configuration before the first run starts: a bad value in
-        # a sweep must not leave the earlier runs' records behind.
-        for config in configs:
-            BENCHMARKS.get(benchmark).check(config)
-        for config in configs:
-            _run_with_progress(config, results_dir)
-
-    guarded(body)
+        )
+    return configs
 
 
-def _run_with_progress(config: RunConfig, results_dir: Path | None) -> None:
-    label = f"{config.benchmark} {config.model} {config.dataset} seed {config.seed}"
-    columns = (
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[status]}"),
-        TimeElapsedColumn(),
-    )
-    with Progress(*columns, console=errors, disable=not errors.is_terminal) as progress:
-        task = progress.add_task(label, total=config.train.epochs, status="loading")
+def _run(benchmark: Benchmark, given: dict[str, Any]) -> None:
+    from eqdp.benchmarks.execute import check_ready, resolve_config, run_benchmark
+    from eqdp.cli.progress import RunBar, done_line, run_progress
+    from eqdp.results.identity import run_key
+    from eqdp.results.records import results_dir
+    from eqdp.suites.claims import holder, try_claim
+    from eqdp.suites.plan import describe
 
-        def on_progress(update: EpochStats | StageProgress) -> None:
-            if isinstance(update, StageProgress):
-                status = update.status
-                progress.update(
-                    task,
-                    completed=update.done,
-                    total=update.total,
-                    status=status,
-                    description=f"{label} {update.stage}",
-                )
-                line = f"{label}: {update.stage} {update.done}/{update.total} {status}"
-            else:
-                status = f"loss {update.train_loss:.4f}  val AUC {update.val_auc:.3f}"
-                progress.update(task, advance=1, total=update.epochs, status=status)
-                line = f"{label}: epoch {update.epoch}/{update.epochs} {status}"
-            if not errors.is_terminal:
-                errors.print(line, soft_wrap=True)
-
-        record, path = run_benchmark(config, results_dir, on_progress)
-    test = record["metrics"]["test"]
-    console.print(
-        f"[green]done[/] {label}: test AUC {test['auc']:.3f} ACC {test['acc']:.3f} "
-        f"(best epoch {record['best_epoch']}) -> {path}",
-        soft_wrap=True,
-    )
+    # Every configuration is resolved (checked) before the first one runs: a bad value in
+    # a sweep must not leave the earlier runs' records behind.
+    configs = [resolve_config(config) for config in configurations(benchmark, given)]
+    for config in configs:
+        check_ready(config)
+    for config in configs:
+        key = run_key(config.as_dict())
+        results = results_dir(config.results_dir)
+        label = describe(config)
+        claim = try_claim(results, key, label)
+        if claim is None:
+            info = holder(results / ".claims" / f"{key}.claim") or {}
+            raise EqdpError(
+                f"{label} is being run right now by pid {info.get('pid')} on {info.get('host')} "
+                f"(claim {results}/.claims/{key}.claim)"
+            )
+        with claim, run_progress() as progress:
+            bar = RunBar(progress, label, config.train.epochs)
+            record, path = run_benchmark(config, on_progress=bar)
+        done_line(label, record, path)
 
 
-@app.command()
+for _name in BENCHMARKS.names_in_order():
+    _register(BENCHMARKS.get(_name))
+
+
+@app.command(rich_help_panel="Run")
 def suite(
     file: Annotated[
         Path, typer.Argument(help="Suite TOML file, e.g. benchmarks/standard-cpu.toml.")
     ],
-    device: Device = "auto",
-    data_dir: DataDir = None,
-    results_dir: ResultsDir = None,
+    executor: Annotated[
+        str | None,
+        typer.Option(
+            help="local (worker processes here), slurm (array jobs) or inline (this process) "
+            "\\[default: the suite's, else local]."
+        ),
+    ] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(help="Workers sharing the plan \\[default: local 1; slurm one per run]."),
+    ] = None,
+    threads: Annotated[
+        int | None, typer.Option(help="Torch threads per worker \\[default: cores / workers].")
+    ] = None,
+    partition: Annotated[str | None, typer.Option(help="Slurm partition.")] = None,
+    time_min: Annotated[int | None, typer.Option(help="Time limit per worker, minutes.")] = None,
+    gpus: Annotated[int | None, typer.Option(help="GPUs per Slurm task.")] = None,
+    cpus: Annotated[int | None, typer.Option(help="CPUs per Slurm task.")] = None,
+    mem_gb: Annotated[float | None, typer.Option(help="Memory per Slurm task, GB.")] = None,
+    wait: Annotated[
+        bool, typer.Option(help="Wait for the workers and show progress (slurm: or return).")
+    ] = True,
     dry_run: Annotated[bool, typer.Option(help="Only list what would run.")] = False,
-    verify_md5: VerifyMd5 = True,
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+    data_dir: Annotated[
+        Path | None, typer.Option(help="Folder with MedMNIST .npz files \\[env: EQDP_DATA_DIR].")
+    ] = None,
+    results_dir: Annotated[
+        Path | None,
+        typer.Option(help="Records folder \\[default: the suite's results_dir, else ./runs]."),
+    ] = None,
+    checkpoint_dir: Annotated[
+        Path | None, typer.Option(help="Checkpoints folder \\[default: in the records folder].")
+    ] = None,
+    verify_md5: Annotated[bool, typer.Option(help="Check data files' MD5.")] = True,
     only_dataset: Annotated[
         str | None, typer.Option("--dataset", help="Run only these datasets (comma list).")
     ] = None,
@@ -226,39 +261,139 @@ def suite(
         str | None, typer.Option("--seed", help="Run only these seeds (comma list).")
     ] = None,
 ) -> None:
-    """Run every configuration of a declarative suite; runs already recorded are skipped.
+    """Run every configuration of a suite that has no record yet, on local or Slurm workers.
 
-    --dataset/--model/--seed split a suite into parts that separate processes can run.
+    Workers claim each configuration with a lock file next to the records, so any
+    number of `eqdp suite` drivers and workers share a suite without running a
+    configuration twice, and a rerun resumes where the records stop.
 
-    Example: [bold]eqdp suite benchmarks/standard-cpu.toml --dry-run[/]
+    Examples: [bold]eqdp suite benchmarks/standard-cpu.toml --dry-run[/]
+
+    [bold]eqdp suite sweep.toml --workers 2 --threads 1[/]
+
+    [bold]eqdp suite sweep.toml --executor slurm --partition gpu --gpus 1 --time-min 120[/]
     """
+    overrides = {
+        "executor": executor,
+        "workers": workers,
+        "threads": threads,
+        "partition": partition,
+        "time_min": time_min,
+        "gpus": gpus,
+        "cpus": cpus,
+        "mem_gb": mem_gb,
+    }
 
     def body() -> None:
-        from eqdp.benchmarks.suite import is_finished, load_suite, only_those, suite_configs
-
-        suite_file = load_suite(file)
-        data = str(data_dir) if data_dir else None
-        configs = list(suite_configs(suite_file, data, device, results_dir, verify_md5))
-        filters = {"dataset": only_dataset, "model": only_model, "seed": only_seed}
-        for field, wanted in filters.items():
-            if wanted:
-                configs = only_those(configs, field, wanted)
-        done = load_records(results_dir, on_skip=None)
-        pending = [c for c in configs if not is_finished(c, done)]
-        # As in `run`: a bad configuration must fail before the first run writes anything.
-        for config in pending:
-            BENCHMARKS.get(config.benchmark).check(config)
-        console.print(
-            f"{file}: {len(configs)} runs, {len(configs) - len(pending)} already recorded"
+        _suite(
+            file,
+            overrides,
+            wait,
+            dry_run,
+            device,
+            data_dir,
+            results_dir,
+            checkpoint_dir,
+            verify_md5,
+            {"dataset": only_dataset, "model": only_model, "seed": only_seed},
         )
-        for index, config in enumerate(pending, 1):
-            extra = " ".join(f"{k}={v}" for k, v in config.options.items())
-            console.print(
-                f"[{index}/{len(pending)}] {config.model} {config.dataset} seed {config.seed}"
-                + (f" {extra}" if extra else ""),
-                soft_wrap=True,
-            )
-            if not dry_run:
-                _run_with_progress(config, results_dir)
 
     guarded(body)
+
+
+def _suite(
+    file: Path,
+    overrides: dict[str, Any],
+    wait: bool,
+    dry_run: bool,
+    device: str,
+    data_dir: Path | None,
+    results_dir: Path | None,
+    checkpoint_dir: Path | None,
+    verify_md5: bool,
+    filters: dict[str, str | None],
+) -> None:
+    import dataclasses
+
+    from eqdp.results.identity import run_key
+    from eqdp.suites import load_suite, plan_suite
+    from eqdp.suites.executors import execute
+    from eqdp.suites.file import ExecutorSettings
+    from eqdp.suites.plan import describe
+
+    suite_file = load_suite(file)
+    settings = dataclasses.asdict(suite_file.executor)
+    settings |= {k: v for k, v in overrides.items() if v is not None}
+    settings = parse_config(ExecutorSettings, settings, "executor")
+    plan = plan_suite(
+        suite_file,
+        data_dir=str(data_dir) if data_dir else None,
+        device=device,
+        results_dir=str(results_dir) if results_dir else None,
+        checkpoint_dir=str(checkpoint_dir) if checkpoint_dir else None,
+        verify_md5=verify_md5,
+        filters=filters,
+    )
+    results = plan.results_dirs[0] if plan.configs else Path(".")
+    console.print(
+        f"{file}: {len(plan.configs)} runs, {len(plan.finished)} already recorded, "
+        f"{len(plan.pending)} to run -> {results}",
+        highlight=False,
+    )
+    if dry_run or not plan.pending:
+        for index, config in enumerate(plan.pending, 1):
+            console.print(f"[{index}/{len(plan.pending)}] {describe(config)}", soft_wrap=True)
+        return
+    if settings.executor == "inline":
+        execution = _inline(plan.pending, settings)
+    else:
+        from eqdp.cli.progress import SuiteMonitor
+
+        keys = {run_key(config.as_dict()) for config in plan.pending}
+        with SuiteMonitor(len(plan.pending), keys) as monitor:
+            execution = execute(plan.pending, settings, results, wait=wait, monitor=monitor)
+    if execution.job_ids:
+        console.print(
+            f"{execution.executor}: {execution.workers} worker(s), job(s) "
+            f"{', '.join(execution.job_ids)}; logs in {results}/.submitit",
+            highlight=False,
+        )
+    if not execution.waited:
+        console.print("not waiting: `eqdp suite` again shows what is recorded and resumes")
+        return
+    skipped = sum(report.skipped for report in execution.reports)
+    console.print(
+        f"{len(execution.ran)} recorded, {len(execution.failed)} failed, {skipped} skipped "
+        "(recorded or claimed elsewhere)",
+        highlight=False,
+    )
+    if execution.failed:
+        for failure in execution.failed:
+            errors.print(f"[red]failed[/] {failure}", soft_wrap=True, highlight=False)
+        raise typer.Exit(code=1)
+
+
+def _inline(pending: list, settings: Any):
+    from eqdp.cli.progress import RunBar, run_progress
+    from eqdp.suites.executors import execute
+    from eqdp.suites.plan import describe
+
+    state: dict[str, Any] = {}
+
+    def observer(config, update) -> None:
+        if update is None:
+            if state.get("progress") is not None:
+                state["progress"].__exit__(None, None, None)
+            state["progress"] = run_progress().__enter__()
+            state["bar"] = RunBar(state["progress"], describe(config), config.train.epochs)
+        else:
+            state["bar"](update)
+
+    try:
+        return execute(pending, settings, Path("."), observer=observer)
+    finally:
+        if state.get("progress") is not None:
+            state["progress"].__exit__(None, None, None)
+
+
+__all__ = ["configurations", "fail", "run_app", "suite"]

@@ -8,11 +8,9 @@ image, the symmetry that equivariant models have built in.
 from __future__ import annotations
 
 import torch
-from monai.transforms import Compose, RandFlip, RandRotate90
 
+from eqdp.config.train import AUGMENTATIONS
 from eqdp.errors import unknown_choice
-
-AUGMENTATIONS: tuple[str, ...] = ("none", "d4")
 
 
 class BatchAugmenter:
@@ -22,6 +20,11 @@ class BatchAugmenter:
         if name not in AUGMENTATIONS:
             raise unknown_choice("augmentation", name, AUGMENTATIONS)
         self.name = name
+        self.transform = None
+        if name == "none":
+            return  # MONAI's import takes seconds; without augmentation it is not needed
+        from monai.transforms import Compose, RandFlip, RandRotate90
+
         # prob 3/4 over k in {1,2,3} plus identity gives each rotation 1/4.
         self.transform = Compose(
             [
@@ -36,6 +39,6 @@ class BatchAugmenter:
         return self.name != "none"
 
     def __call__(self, images: torch.Tensor) -> torch.Tensor:
-        if not self.active:
+        if self.transform is None:
             return images
         return torch.stack([torch.as_tensor(self.transform(image)) for image in images])

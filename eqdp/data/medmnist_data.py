@@ -6,76 +6,49 @@ uint8 tensor: no DataLoader workers, no per-item Python overhead.
 
 from __future__ import annotations
 
-import hashlib
 import os
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 
-import medmnist
 import numpy as np
 import torch
 
+from eqdp.data.catalog import (
+    BINARY,
+    DATA_DIR_ENV,
+    FLAGS_2D,
+    MULTI_LABEL,
+    SIZES,
+    SPLITS,
+    check_flag,
+    check_size,
+    dataset_info,
+    expected_md5,
+    file_md5,
+    npz_filename,
+    resolve_data_dir,
+)
 from eqdp.errors import EqdpError, unknown_choice
 
-FLAGS_2D: tuple[str, ...] = (
-    "pathmnist",
-    "chestmnist",
-    "dermamnist",
-    "octmnist",
-    "pneumoniamnist",
-    "retinamnist",
-    "breastmnist",
-    "bloodmnist",
-    "tissuemnist",
-    "organamnist",
-    "organcmnist",
-    "organsmnist",
-)
-SIZES: tuple[int, ...] = (28, 64, 128, 224)
-SPLITS: tuple[str, ...] = ("train", "val", "test")
-DATA_DIR_ENV = "EQDP_DATA_DIR"
-
-MULTI_LABEL = "multi-label, binary-class"
-BINARY = "binary-class"
-
-
-def check_flag(flag: str) -> str:
-    if flag not in FLAGS_2D:
-        raise unknown_choice("dataset", flag, FLAGS_2D)
-    return flag
-
-
-def check_size(size: int) -> int:
-    if size not in SIZES:
-        raise unknown_choice("size", size, SIZES)
-    return size
-
-
-def dataset_info(flag: str) -> dict:
-    return medmnist.INFO[check_flag(flag)]
-
-
-def npz_filename(flag: str, size: int) -> str:
-    return f"{flag}.npz" if size == 28 else f"{flag}_{size}.npz"
-
-
-def expected_md5(flag: str, size: int) -> str:
-    info = dataset_info(flag)
-    return info["MD5"] if size == 28 else info[f"MD5_{size}"]
-
-
-def resolve_data_dir(data_dir: str | os.PathLike | None) -> Path | None:
-    """The option wins over the environment; None means medmnist's own root with download."""
-    chosen = data_dir if data_dir is not None else os.environ.get(DATA_DIR_ENV) or None
-    return Path(chosen).expanduser() if chosen is not None else None
-
-
-def file_md5(path: Path) -> str:
-    digest = hashlib.md5()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+__all__ = [
+    "BINARY",
+    "DATA_DIR_ENV",
+    "FLAGS_2D",
+    "MULTI_LABEL",
+    "SIZES",
+    "SPLITS",
+    "MedMNISTData",
+    "Split",
+    "check_data_file",
+    "check_flag",
+    "check_size",
+    "dataset_info",
+    "expected_md5",
+    "load_dataset",
+    "npz_filename",
+    "resolve_data_dir",
+]
 
 
 @dataclass(frozen=True)
@@ -105,6 +78,13 @@ class MedMNISTData:
     train: Split
     val: Split
     test: Split
+    file: str | None = None  # the .npz the splits came from
+    md5: str | None = None  # its MD5
+
+    @property
+    def source(self) -> dict:
+        """What a record says about the data file."""
+        return {"file": self.file, "md5": self.md5}
 
     @property
     def class_names(self) -> list[str]:
@@ -125,6 +105,8 @@ class MedMNISTData:
             self.train.to(device),
             self.val.to(device),
             self.test.to(device),
+            self.file,
+            self.md5,
         )
 
 
@@ -149,6 +131,8 @@ def load_dataset(
     With a data directory (argument or ``EQDP_DATA_DIR``) nothing is downloaded:
     the file must be there and its MD5 must equal the one in ``medmnist.INFO``.
     """
+    import medmnist  # imports torch and PIL: only where data is really loaded
+
     info = dataset_info(flag)
     check_size(size)
     root = resolve_data_dir(data_dir)
@@ -173,6 +157,7 @@ def load_dataset(
             f"{root / npz_filename(flag, size)} holds {splits['train'].images.shape[1]}-channel "
             f"images; {flag} has {n_channels}"
         )
+    path = root / npz_filename(flag, size)
     return MedMNISTData(
         flag=flag,
         size=size,
@@ -180,7 +165,23 @@ def load_dataset(
         n_channels=n_channels,
         n_classes=len(info["label"]),
         **splits,
+        file=str(path.resolve()),
+        md5=_cached_md5(str(path.resolve()), path.stat().st_mtime_ns),
     )
+
+
+@cache
+def _cached_md5(path: str, mtime_ns: int) -> str:
+    return file_md5(Path(path))
+
+
+def check_data_file(
+    flag: str, size: int, data_dir: str | os.PathLike | None, verify_md5: bool
+) -> None:
+    """Where a data folder is given: the file is there (and has the official MD5)."""
+    root = resolve_data_dir(data_dir)
+    if root is not None:
+        _check_local_file(flag, size, root, verify_md5)
 
 
 def _check_local_file(flag: str, size: int, root: Path, verify_md5: bool) -> None:
@@ -197,7 +198,10 @@ def _check_local_file(flag: str, size: int, root: Path, verify_md5: bool) -> Non
             f"(or run once without --data-dir to let medmnist fetch it)"
         )
     if verify_md5:
-        actual, expected = file_md5(path), expected_md5(flag, size)
+        actual, expected = (
+            _cached_md5(str(path.resolve()), path.stat().st_mtime_ns),
+            expected_md5(flag, size),
+        )
         if actual != expected:
             raise EqdpError(
                 f"MD5 mismatch for {path}: got {actual}, expected {expected} "

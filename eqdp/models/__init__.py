@@ -10,6 +10,7 @@ from eqdp.models.registry import (
     list_models,
     model_spec,
     register_model,
+    resolve_model_kwargs,
 )
 
 __all__ = [
@@ -23,4 +24,5 @@ __all__ = [
     "list_models",
     "model_spec",
     "register_model",
+    "resolve_model_kwargs",
 ]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import torch
-from monai.networks.nets import EfficientNet, ViT
 from torch import nn
 
 from eqdp.models.registry import register_model
@@ -111,6 +110,8 @@ EFFICIENTNET_B0_BLOCKS: list[str] = [
 def efficientnet_b0(
     in_channels: int, num_classes: int, *, dp: bool = False, image_size: int = 28
 ) -> nn.Module:
+    from monai.networks.nets import EfficientNet  # MONAI's import takes seconds
+
     # EfficientNetBN fixes image_size=224, which sets "same" padding wrongly for 28px
     # inputs, so the B0 configuration is built directly at the real size.
     # PyTorch's BatchNorm momentum 0.1, not MONAI's 0.01 (TF weights' convention): with
@@ -140,7 +141,7 @@ def efficientnet_b0(
 class ViTClassifier(nn.Module):
     """MONAI's ViT returns (logits, hidden states); keep the logits."""
 
-    def __init__(self, vit: ViT) -> None:
+    def __init__(self, vit: nn.Module) -> None:
         super().__init__()
         self.vit = vit
 
@@ -165,6 +166,8 @@ def vit(
     num_layers: int = 6,
     num_heads: int = 3,
 ) -> nn.Module:
+    from monai.networks.nets import ViT
+
     return ViTClassifier(
         ViT(
             in_channels=in_channels,

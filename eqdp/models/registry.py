@@ -2,17 +2,25 @@
 
 Every builder takes ``(in_channels, num_classes, *, dp=False, image_size=28, **kwargs)``;
 ``dp=True`` asks for the DP-SGD-compatible variant (per-sample normalisation).
+The keyword arguments after ``*`` other than ``dp`` and ``image_size`` are the
+model's options (``model_kwargs`` of a run); their defaults come from the
+builder's signature, and a record stores them all (``resolve_model_kwargs``).
 """
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from torch import nn
 
 from eqdp.errors import EqdpError
 from eqdp.registry import Registry
+
+# Builder arguments that are not model options: the run sets them.
+_RUN_ARGUMENTS = frozenset({"in_channels", "num_classes", "dp", "image_size"})
 
 
 @dataclass(frozen=True)
@@ -23,6 +31,19 @@ class ModelSpec:
     group: str | None  # symmetry group beyond translations, None for plain CNNs
     description: str
     dp_refusal: str | None = None  # why the model cannot be trained under DP, if it cannot
+
+    def option_defaults(self) -> dict[str, Any]:
+        """The model's options and their defaults, from the builder's signature."""
+        parameters = inspect.signature(self.builder).parameters.values()
+        return {
+            p.name: _plain(p.default)
+            for p in parameters
+            if p.kind is inspect.Parameter.KEYWORD_ONLY and p.name not in _RUN_ARGUMENTS
+        }
+
+
+def _plain(value: Any) -> Any:
+    return list(value) if isinstance(value, tuple) else value
 
 
 MODELS: Registry[ModelSpec] = Registry("model")
@@ -47,6 +68,19 @@ def list_models() -> list[str]:
 
 def model_spec(name: str) -> ModelSpec:
     return MODELS.get(name)
+
+
+def resolve_model_kwargs(name: str, given: dict[str, Any]) -> dict[str, Any]:
+    """Every option of the model: the given values over the builder's defaults.
+
+    An option the model does not have is an error naming the valid ones.
+    """
+    defaults = model_spec(name).option_defaults()
+    unknown = sorted(set(given) - set(defaults))
+    if unknown:
+        valid = ", ".join(sorted(defaults)) or "none"
+        raise EqdpError(f"model {name!r} has no option(s) {unknown}; its options: {valid}")
+    return {**defaults, **{k: _plain(v) for k, v in given.items()}}
 
 
 def create_model(

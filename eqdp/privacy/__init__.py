@@ -1,25 +1,32 @@
-"""DP-SGD: grad samplers for equivariant layers, accounting, the private training loop."""
+"""DP-SGD: options, accounting, per-sample-gradient samplers and the DP-SGD training strategy.
 
-from eqdp.privacy import grad_sample as _grad_sample  # noqa: F401  (registers grad samplers)
-from eqdp.privacy.accounting import (
-    ACCOUNTANTS,
-    calibrate_noise,
-    default_delta,
-    rdp_epsilon,
-    spent_epsilon,
-)
-from eqdp.privacy.config import DP_OPTION_KEYS, DPConfig, dp_config_from_options
-from eqdp.privacy.training import fit_private, poisson_loader
+Names are imported on first use; importing ``eqdp.privacy.dp_sgd`` (or
+``eqdp.privacy.grad_sample``) registers eqdp's Opacus grad samplers.
+"""
 
-__all__ = [
-    "ACCOUNTANTS",
-    "DPConfig",
-    "DP_OPTION_KEYS",
-    "calibrate_noise",
-    "default_delta",
-    "dp_config_from_options",
-    "fit_private",
-    "poisson_loader",
-    "rdp_epsilon",
-    "spent_epsilon",
-]
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "ACCOUNTANTS": "eqdp.privacy.budget",
+    "default_delta": "eqdp.privacy.budget",
+    "DPOptions": "eqdp.privacy.options",
+    "calibrate_noise": "eqdp.privacy.accounting",
+    "rdp_epsilon": "eqdp.privacy.accounting",
+    "spent_epsilon": "eqdp.privacy.accounting",
+    "DPSGD": "eqdp.privacy.dp_sgd",
+    "Schedule": "eqdp.privacy.dp_sgd",
+    "average_over_views": "eqdp.privacy.dp_sgd",
+    "poisson_loader": "eqdp.privacy.dp_sgd",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'eqdp.privacy' has no attribute {name!r}")
+    return getattr(importlib.import_module(_EXPORTS[name]), name)
+
+
+__all__ = sorted(_EXPORTS)

@@ -10,29 +10,18 @@ from opacus.accountants import create_accountant
 from opacus.accountants.utils import get_noise_multiplier
 from scipy.special import logsumexp
 
-from eqdp.errors import EqdpError, unknown_choice
+from eqdp.errors import EqdpError
+from eqdp.privacy.budget import ACCOUNTANTS, check_accountant, check_delta, default_delta
 
-ACCOUNTANTS: tuple[str, ...] = ("prv", "rdp")
-
-
-def default_delta(n_train: int) -> float:
-    """Common practice: well below 1/N so that leaking one record outright is unlikely."""
-    return min(1e-5, 1.0 / (10 * n_train))
-
-
-def check_accountant(name: str) -> str:
-    if name not in ACCOUNTANTS:
-        raise unknown_choice("accountant", name, ACCOUNTANTS)
-    return name
-
-
-def check_delta(delta: float, n_train: int) -> float:
-    if not 0 < delta < 1.0 / n_train:
-        raise EqdpError(
-            f"delta must be in (0, 1/N_train) = (0, {1.0 / n_train:.3g}) for N_train={n_train}, "
-            f"got {delta:g}"
-        )
-    return delta
+__all__ = [
+    "ACCOUNTANTS",
+    "calibrate_noise",
+    "check_accountant",
+    "check_delta",
+    "default_delta",
+    "rdp_epsilon",
+    "spent_epsilon",
+]
 
 
 def calibrate_noise(

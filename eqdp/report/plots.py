@@ -1,9 +1,10 @@
-"""Figures from result records: metric vs fraction, attack eps, rotation angle or epsilon.
+"""Figures from result records: each benchmark's ``PlotSpec`` says what goes on the axes.
 
 One panel per dataset (and per attack for the adversarial benchmark), one line
-per model with the mean over seeds and a ± std band. Uses matplotlib's object
-API on a bare ``Figure`` (Agg canvas), so nothing needs a display or touches
-pyplot's global state.
+per configuration (rows that differ only in the plotted option form one line)
+with the mean over seeds and a ± std band; reference values (clean, or the
+non-private run) are dashed. Uses matplotlib's object API on a bare ``Figure``
+(Agg canvas), so nothing needs a display or touches pyplot's global state.
 """
 
 from __future__ import annotations
@@ -15,67 +16,51 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
+from eqdp.benchmarks import BENCHMARKS
+from eqdp.benchmarks.registry import records_of
 from eqdp.errors import EqdpError, unknown_choice
-from eqdp.results.full_data_reference import with_full_data_references
-from eqdp.results.leaderboard import mean_std, model_label, pixel_budget_label
+from eqdp.report.tables import model_headings, series_of
+from eqdp.results.rows import aggregate_rows, mean_std
 
-PLOT_KINDS: tuple[str, ...] = ("low-data", "adversarial", "geometric", "dp")
 PLOT_METRICS: tuple[str, ...] = ("acc", "auc")
 PLOT_SUFFIXES: tuple[str, ...] = (".png", ".svg", ".pdf")
-X_LABELS = {
-    "low-data": "training fraction",
-    "adversarial": "attack eps ([0,1] pixels)",
-    "geometric": "rotation angle (degrees)",
-    "dp": "privacy budget epsilon",
-}
-LOG_X = {"low-data": True, "adversarial": True, "geometric": False, "dp": True}
 
 # (panel, line) -> x -> values over seeds; references (x = None) are drawn as dashed lines.
 Points = dict[tuple[str, str], dict[float | None, list[float]]]
 
 
-def _value(metrics: dict, metric: str) -> float | None:
-    value = metrics.get(metric)
-    return None if value is None or not math.isfinite(value) else float(value)
-
-
-def record_points(kind: str, record: dict, metric: str) -> list[tuple[str, float | None, float]]:
-    """(panel suffix, x, y) of one record; x None marks the reference (clean, non-private)."""
-    test = record["metrics"]["test"]
-    if kind == "low-data":
-        points = [("", record["low_data"]["fraction"], _value(test, metric))]
-    elif kind == "adversarial":
-        adversarial = record["adversarial"]
-        points = [
-            (f" {a}", None, _value(adversarial["clean"], metric)) for a in adversarial["attacks"]
-        ]
-        points += [(f" {r['attack']}", r["eps"], _value(r, metric)) for r in adversarial["results"]]
-        points = [p for p in points if p[1] is None or p[1] > 0]  # eps 0 is the clean line
-    elif kind == "geometric":
-        points = [
-            ("", t["angle"], _value(t, metric))
-            for t in record["geometric"]["transforms"]
-            if t["kind"] == "rotation"
-        ]
-    else:
-        privacy = record.get("privacy") or {}
-        epsilon = record["config"].get("options", {}).get("epsilon", privacy.get("epsilon"))
-        finite = epsilon is not None and math.isfinite(epsilon)
-        points = [("", epsilon if finite else None, _value(test, metric))]
-    return [(panel, x, y) for panel, x, y in points if y is not None]
+def plot_kinds() -> list[str]:
+    return [name for name in BENCHMARKS.names() if BENCHMARKS.get(name).plot is not None]
 
 
 def collect(kind: str, records: list[dict], metric: str) -> Points:
+    benchmark = BENCHMARKS.get(kind)
+    spec = benchmark.plot
+    assert spec is not None
+    rows = aggregate_rows(records)
+    if spec.axis is None:
+        lines = [(row, [row]) for row in rows]
+        names = model_headings(rows)
+    else:
+        series = series_of(rows, spec.axis, lambda row: _axis_value(row, spec.axis))
+        lines = [(s.first, list(s.rows.values())) for s in series]
+        names = model_headings([s.first for s in series], [s.material for s in series])
     points: Points = defaultdict(lambda: defaultdict(list))
-    for record in records:
-        base = f"{record['dataset']} ({record['size']}px)"
-        for panel, x, y in record_points(kind, record, metric):
-            points[(base + panel, model_label(record))][x].append(y)
+    for (first, members), name in zip(lines, names, strict=True):
+        base = f"{first.dataset} ({first.size}px)"
+        for row in members:
+            for record in row.members:
+                for panel, x, y in spec.points(record, metric):
+                    if math.isfinite(y):
+                        points[(base + panel, name)][x].append(y)
     return points
 
 
-def tick_label(kind: str, x: float) -> str:
-    return pixel_budget_label(x) if kind == "adversarial" else f"{x:g}"
+def _axis_value(row, axis: str) -> float | None:
+    value = row.material["options"].get(axis)
+    if value is None:
+        return None
+    return math.inf if value == "inf" else float(value)
 
 
 def plot_records(
@@ -86,18 +71,19 @@ def plot_records(
     dataset: str | None = None,
 ) -> Path:
     """Draw the ``kind`` figure from ``records`` into ``out`` (.png, .svg or .pdf)."""
-    if kind not in PLOT_KINDS:
-        raise unknown_choice("plot", kind, PLOT_KINDS)
+    if kind not in plot_kinds():
+        raise unknown_choice("plot", kind, plot_kinds())
     if metric not in PLOT_METRICS:
         raise unknown_choice("metric", metric, PLOT_METRICS)
     out = Path(out)
     if out.suffix.lower() not in PLOT_SUFFIXES:
         raise EqdpError(f"output {out} must end in one of {', '.join(PLOT_SUFFIXES)}")
-    if kind == "low-data":
-        selected = with_full_data_references(records)
-    else:
-        selected = [r for r in records if r["benchmark"] == kind]
-    chosen = [r for r in selected if dataset is None or r["dataset"] == dataset]
+    benchmark = BENCHMARKS.get(kind)
+    spec = benchmark.plot
+    assert spec is not None
+    chosen = [
+        r for r in records_of(benchmark, records) if dataset is None or r["dataset"] == dataset
+    ]
     points = collect(kind, chosen, metric)
     if not points:
         where = f" on {dataset}" if dataset else ""
@@ -126,25 +112,24 @@ def plot_records(
                 # Dashed in the line's colour; labelled only when there is no line.
                 label = None if xs else f"{line} (reference)"
                 ax.axhline(mean_std(by_x[None])[0], color=colour, ls="--", lw=1, label=label)
-        if LOG_X[kind]:
+        if spec.log_x:
             ax.set_xscale("log")
             ax.minorticks_off()
             # Ticks at the measured values, labelled as given (8/255, not 3.1e-2).
             measured = [by_x for (p, _), by_x in points.items() if p == panel]
             ticks = sorted({x for by_x in measured for x in by_x if x is not None})
-            ax.set_xticks(ticks, [tick_label(kind, x) for x in ticks])
-        if kind == "geometric":
-            ax.set_xticks(range(0, 361, 90))
+            ax.set_xticks(ticks, [spec.tick_label(x) for x in ticks])
+        if spec.fixed_ticks is not None:
+            ax.set_xticks(list(spec.fixed_ticks))
         ax.set_title(panel)
-        ax.set_xlabel(X_LABELS[kind])
+        ax.set_xlabel(spec.x_label)
         ax.set_ylabel(f"test {metric.upper()}")
         ax.grid(alpha=0.3)
         ax.legend(fontsize="small")
     for ax in axes[len(panels) :]:
         ax.set_visible(False)
-    if kind in ("adversarial", "dp"):
-        reference = "clean" if kind == "adversarial" else "non-private (epsilon = inf)"
-        figure.suptitle(f"dashed: {reference}; band: ± std over seeds", fontsize="small")
+    if spec.reference is not None:
+        figure.suptitle(f"dashed: {spec.reference}; band: ± std over seeds", fontsize="small")
     elif any(r.get("low_data", {}).get("from_benchmark") for r in chosen):
         figure.suptitle("mean ± std over seeds; fraction 1 = standard runs", fontsize="small")
     else:

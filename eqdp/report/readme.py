@@ -6,59 +6,32 @@ A block looks like::
     ...generated markdown...
     <!-- /eqdp:table -->
 
-The word after ``eqdp:table`` names a benchmark; its records are aggregated
-and rendered by the registered renderer (the leaderboard table by default).
+The word after ``eqdp:table`` names a benchmark: its table is drawn from the
+rows of the records it selects (``Benchmark.table`` and ``Benchmark.select``).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from pathlib import Path
 
-from eqdp.results.full_data_reference import with_full_data_references
-from eqdp.results.leaderboard import (
-    aggregate,
-    filter_records,
-    privacy_utility_markdown,
-    to_markdown,
-)
+from eqdp.benchmarks import BENCHMARKS
+from eqdp.benchmarks.registry import records_of
+from eqdp.errors import EqdpError
 from eqdp.results.records import load_records
-from eqdp.results.robustness_tables import (
-    adversarial_markdown,
-    geometric_markdown,
-    low_data_markdown,
-)
+from eqdp.results.rows import aggregate_rows
 
 BLOCK = re.compile(
     r"(<!-- eqdp:table (?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- /eqdp:table -->)", re.S
 )
-
-Renderer = Callable[[list[dict]], str]
-RENDERERS: dict[str, Renderer] = {
-    "dp": privacy_utility_markdown,
-    "geometric": geometric_markdown,
-    "adversarial": adversarial_markdown,
-    "low-data": low_data_markdown,
-}
-
-
-def default_renderer(records: list[dict]) -> str:
-    if not records:
-        return "_No records yet._\n"
-    return to_markdown(aggregate(records))
-
-
-# Blocks that draw on more than their own benchmark's records.
-SELECTORS: dict[str, Callable[[list[dict]], list[dict]]] = {
-    "low-data": with_full_data_references,
-}
+COMMITTED_RESULTS = "results"  # the README's tables come from the committed records
 
 
 def render_block(name: str, records: list[dict]) -> str:
-    select = SELECTORS.get(name, lambda all_records: filter_records(all_records, benchmark=name))
-    chosen = select(records)
-    return RENDERERS.get(name, default_renderer)(chosen)
+    benchmark = BENCHMARKS.get(name)
+    if benchmark.table is None:
+        raise EqdpError(f"benchmark {name!r} has no README table")
+    return benchmark.table(aggregate_rows(records_of(benchmark, records)))
 
 
 def updated_readme(text: str, records: list[dict]) -> str:
@@ -74,7 +47,7 @@ def update_readme(
     """Rewrite the generated blocks; with ``check`` only report. True if already up to date."""
     path = Path(readme)
     text = path.read_text()
-    new_text = updated_readme(text, load_records(results, on_skip=None))
+    new_text = updated_readme(text, load_records(results or COMMITTED_RESULTS, on_skip=None))
     if not check and new_text != text:
         path.write_text(new_text)
     return new_text == text

@@ -3,18 +3,28 @@
 from __future__ import annotations
 
 import platform
+import socket
 import subprocess
+import sys
+from functools import cache
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 import torch
 
 import eqdp
 
+# Packages whose version can change a number in a record.
+VERSIONED_PACKAGES: tuple[str, ...] = (
+    "torch", "numpy", "opacus", "escnn", "monai", "medmnist", "scikit-learn", "scipy",
+    "adversarial-robustness-toolbox", "pydantic", "submitit",
+)  # fmt: skip
 
-def git_commit() -> str | None:
+
+def _git(*args: str) -> str | None:
     try:
         output = subprocess.run(
-            ["git", "rev-parse", "HEAD"],
+            ["git", *args],
             cwd=Path(__file__).resolve().parent,
             capture_output=True,
             text=True,
@@ -22,7 +32,28 @@ def git_commit() -> str | None:
         )
     except (OSError, subprocess.SubprocessError):
         return None
-    return output.stdout.strip() or None if output.returncode == 0 else None
+    return output.stdout.strip() if output.returncode == 0 else None
+
+
+def git_commit() -> str | None:
+    return _git("rev-parse", "HEAD") or None
+
+
+def git_dirty() -> bool | None:
+    """Whether eqdp's own tree had uncommitted changes (None outside a git checkout)."""
+    status = _git("status", "--porcelain", "--untracked-files=no", "--", "eqdp")
+    return None if status is None else bool(status)
+
+
+@cache
+def package_versions() -> dict[str, str | None]:
+    versions: dict[str, str | None] = {}
+    for name in VERSIONED_PACKAGES:
+        try:
+            versions[name] = version(name)
+        except PackageNotFoundError:
+            versions[name] = None
+    return versions
 
 
 def device_name(device: torch.device) -> str:
@@ -31,7 +62,7 @@ def device_name(device: torch.device) -> str:
     return platform.processor() or platform.machine() or "cpu"
 
 
-def environment(device: torch.device) -> dict:
+def environment(device: torch.device, precision: dict[str, str]) -> dict:
     return {
         "python": platform.python_version(),
         "torch": torch.__version__,
@@ -39,6 +70,11 @@ def environment(device: torch.device) -> dict:
         "device": device.type,
         "device_name": device_name(device),
         "cpu_threads": torch.get_num_threads(),
+        "precision": precision,
         "eqdp": eqdp.__version__,
         "git_commit": git_commit(),
+        "git_dirty": git_dirty(),
+        "packages": package_versions(),
+        "host": socket.gethostname(),
+        "command": sys.argv,
     }

@@ -2,7 +2,12 @@
 
 Layout: ``<results>/<benchmark>/<dataset>_<size>/<model>/<run_id>.json``.
 The schema is documented in docs/records.md; bump SCHEMA_VERSION on any
-incompatible change.
+incompatible change and add the step to ``eqdp.results.migrations``, which
+brings older records up to date when they are loaded.
+
+User runs go to ``./runs`` unless ``--results-dir`` or ``EQDP_RESULTS_DIR``
+says otherwise; the committed ``results/`` is written only by the committed
+suites, which name it.
 """
 
 from __future__ import annotations
@@ -19,8 +24,9 @@ from pathlib import Path
 
 from eqdp.errors import EqdpError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 RESULTS_DIR_ENV = "EQDP_RESULTS_DIR"
+DEFAULT_RESULTS_DIR = "runs"
 
 # field -> accepted types; validation is deliberately shallow but catches foreign JSON.
 REQUIRED_FIELDS: dict[str, type | tuple[type, ...]] = {
@@ -33,7 +39,6 @@ REQUIRED_FIELDS: dict[str, type | tuple[type, ...]] = {
     "size": int,
     "model": str,
     "seed": int,
-    "setting": str,
     "config": dict,
     "model_info": dict,
     "metrics": dict,
@@ -45,7 +50,7 @@ REQUIRED_FIELDS: dict[str, type | tuple[type, ...]] = {
 
 
 def results_dir(path: str | os.PathLike | None = None) -> Path:
-    return Path(path or os.environ.get(RESULTS_DIR_ENV) or "results")
+    return Path(path or os.environ.get(RESULTS_DIR_ENV) or DEFAULT_RESULTS_DIR)
 
 
 def new_run_id(model: str, seed: int) -> str:
@@ -73,6 +78,31 @@ def json_safe(value):
     return value
 
 
+def config_safe(value):
+    """Configurations keep inf: stored as the string "inf", which the typed configs read back.
+
+    (A metric that is undefined is null; an epsilon of inf is a setting, not a
+    missing value.)
+    """
+    if isinstance(value, float) and not math.isfinite(value):
+        return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
+    if isinstance(value, dict):
+        return {k: config_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [config_safe(v) for v in value]
+    return value
+
+
+def storable(record: dict) -> dict:
+    """The record as JSON: configurations with inf kept as strings, other non-finite as null."""
+    stored = {k: v for k, v in record.items() if not k.startswith("_")}
+    config = stored.get("config")
+    stored = json_safe(stored)
+    if config is not None:
+        stored["config"] = config_safe(config)
+    return stored
+
+
 def validate_record(record: object) -> str | None:
     """None if the record is a valid eqdp record, else the reason it is not."""
     if not isinstance(record, dict):
@@ -94,7 +124,7 @@ def validate_record(record: object) -> str | None:
 
 def write_record(record: dict, root: str | os.PathLike | None = None) -> Path:
     """Validate and write a record atomically (temp file in the same folder + os.replace)."""
-    record = json_safe(record)
+    record = storable(record)
     problem = validate_record(record)
     if problem:
         raise ValueError(f"refusing to write an invalid record: {problem}")
@@ -105,8 +135,8 @@ def write_record(record: dict, root: str | os.PathLike | None = None) -> Path:
         descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".json")
         # mkstemp makes the file private (0600); a record is as readable as any file the user makes.
         os.fchmod(descriptor, 0o666 & ~_current_umask())
-        with os.fdopen(descriptor, "w") as handle:
-            json.dump(record, handle, indent=2, sort_keys=False)
+        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+            json.dump(record, handle, indent=2, sort_keys=False, ensure_ascii=False)
             handle.write("\n")
             handle.flush()
             os.fsync(handle.fileno())
@@ -136,32 +166,75 @@ def load_records(
     root: str | os.PathLike | None = None, on_skip: SkipHandler | None = _warn_skip
 ) -> list[dict]:
     """Every valid record under ``root``; corrupt or foreign files are reported and skipped."""
+    from eqdp.results.migrations import migrate_records
+
     base = results_dir(root)
     if not base.exists():
         return []
     if not base.is_dir() or not os.access(base, os.R_OK | os.X_OK):
         raise EqdpError(f"results directory {base} is not a readable directory")
-    records = []
-    for path in sorted(base.rglob("*.json")):
-        if path.name.startswith(".tmp-"):
-            continue
+    loaded: list[tuple[Path, dict]] = []
+    for path in record_files(base):
         try:
-            record = json.loads(path.read_text())
+            record = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-            reason = f"unreadable JSON ({error})"
-        else:
-            reason = validate_record(record)
-            if reason is None:
-                record["_path"] = str(path)
-                records.append(record)
-                continue
-        if on_skip is not None:
+            if on_skip is not None:
+                on_skip(path, f"unreadable JSON ({error})")
+            continue
+        if isinstance(record, dict):
+            record["_path"] = str(path)
+        loaded.append((path, record))
+    migrated = migrate_records([record for _, record in loaded])
+    records = []
+    for (path, _), record in zip(loaded, migrated, strict=True):
+        reason = validate_record(record)
+        if reason is None:
+            records.append(record)
+        elif on_skip is not None:
             on_skip(path, reason)
     return records
 
 
+def record_files(base: Path) -> list[Path]:
+    """Record files under ``base``: JSON files outside hidden folders and checkpoints."""
+    files = []
+    for folder, subfolders, names in os.walk(base):
+        subfolders[:] = sorted(
+            d for d in subfolders if not d.startswith(".") and d != "checkpoints"
+        )
+        files += [
+            Path(folder) / name
+            for name in sorted(names)
+            if name.endswith(".json") and not name.startswith(".")
+        ]
+    return files
+
+
 def find_record(run_id: str, root: str | os.PathLike | None = None) -> dict:
-    for record in load_records(root, on_skip=None):
-        if record["run_id"] == run_id:
-            return record
-    raise EqdpError(f"no finished run with id {run_id!r} under {results_dir(root)}")
+    """The record of a run id, with migrations applied (records name their file by run id)."""
+    base = results_dir(root)
+    if base.is_dir():
+        candidates = [p for p in record_files(base) if p.name == f"{run_id}.json"]
+        if candidates:
+            from eqdp.results.migrations import migrate_records
+
+            records = (
+                [r for r in load_records(root, on_skip=None)]
+                if _needs_all(candidates)
+                else [json.loads(p.read_text()) | {"_path": str(p)} for p in candidates]
+            )
+            for record in migrate_records(records):
+                if record.get("run_id") == run_id and validate_record(record) is None:
+                    return record
+    raise EqdpError(f"no finished run with id {run_id!r} under {base}")
+
+
+def _needs_all(candidates: list[Path]) -> bool:
+    """A v1 evaluation record needs its source record to migrate: load everything then."""
+    for path in candidates:
+        try:
+            if json.loads(path.read_text()).get("schema_version") != SCHEMA_VERSION:
+                return True
+        except (OSError, ValueError):
+            return True
+    return False

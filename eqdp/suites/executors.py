@@ -1,0 +1,131 @@
+"""Where a plan's pending runs execute: inline, local processes, or Slurm jobs via submitit.
+
+Every executor starts ``workers`` copies of ``run_worker`` over the same plan;
+the claims make them share it. ``local`` uses submitit's ``LocalExecutor``
+(one process per worker on this machine; it starts every job at once, which is
+why the number of workers, not of runs, is what is submitted), ``slurm`` its
+``AutoExecutor`` (one array task per worker, partition, time, GPUs, CPUs and
+memory from the suite's ``[executor]`` table or the CLI). submitit's logs and
+pickles go to ``<results>/.submitit``.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from eqdp.config.run import RunConfig
+from eqdp.errors import EqdpError
+from eqdp.suites.claims import in_flight, read_events
+from eqdp.suites.file import EXECUTORS, ExecutorSettings
+from eqdp.suites.worker import Observer, WorkerReport, run_worker
+
+SUBMITIT_FOLDER = ".submitit"
+POLL_SECONDS = 2.0
+LOCAL_TIME_MIN = 7 * 24 * 60  # submitit kills local jobs at their time limit
+SLURM_TIME_MIN = 240
+
+# Called while waiting: (events since the start, progress of runs in flight).
+Monitor = Callable[[list[dict[str, Any]], list[dict[str, Any]]], None]
+
+
+@dataclass
+class Execution:
+    executor: str
+    workers: int
+    job_ids: list[str] = field(default_factory=list)
+    reports: list[WorkerReport] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)  # workers that died
+    waited: bool = True
+
+    @property
+    def failed(self) -> list[str]:
+        return [f for report in self.reports for f in report.failed] + self.errors
+
+    @property
+    def ran(self) -> list[str]:
+        return [path for report in self.reports for path in report.ran]
+
+
+def default_threads(settings: ExecutorSettings, workers: int) -> int:
+    if settings.threads is not None:
+        return settings.threads
+    if settings.executor == "slurm":
+        return settings.cpus or 1
+    return max(1, (os.cpu_count() or 1) // workers)
+
+
+def execute(
+    pending: list[RunConfig],
+    settings: ExecutorSettings,
+    results: Path,
+    wait: bool = True,
+    observer: Observer | None = None,
+    monitor: Monitor | None = None,
+) -> Execution:
+    """Run the pending configurations on ``settings.executor``."""
+    if settings.executor not in EXECUTORS:
+        raise EqdpError(
+            f"unknown executor {settings.executor!r}; valid choices: {', '.join(EXECUTORS)}"
+        )
+    if settings.executor == "inline":
+        threads = settings.threads
+        report = run_worker(pending, threads, observer)
+        return Execution("inline", 1, reports=[report])
+    workers = settings.workers or (len(pending) if settings.executor == "slurm" else 1)
+    workers = max(1, min(workers, len(pending)))
+    threads = default_threads(settings, workers)
+    executor = _submitit_executor(settings, results / SUBMITIT_FOLDER, threads, workers)
+    started = time.time()
+    with executor.batch():
+        jobs = [executor.submit(run_worker, pending, threads) for _ in range(workers)]
+    execution = Execution(settings.executor, workers, [job.job_id for job in jobs], waited=wait)
+    if not wait:
+        return execution
+    try:
+        while not all(job.done() for job in jobs):
+            if monitor is not None:
+                monitor(read_events(results, started), in_flight(results))
+            time.sleep(POLL_SECONDS)
+    except KeyboardInterrupt:
+        for job in jobs:
+            job.cancel(check=False)
+        raise
+    if monitor is not None:
+        monitor(read_events(results, started), in_flight(results))
+    for job in jobs:
+        try:
+            execution.reports.append(job.result())
+        except Exception as error:  # the worker process itself died
+            execution.errors.append(f"worker {job.job_id}: {type(error).__name__}: {error}")
+    return execution
+
+
+def _submitit_executor(settings: ExecutorSettings, folder: Path, threads: int, workers: int):
+    import submitit
+
+    folder.mkdir(parents=True, exist_ok=True)
+    if settings.executor == "local":
+        executor = submitit.LocalExecutor(folder=str(folder / "%j"))
+        executor.update_parameters(timeout_min=settings.time_min or LOCAL_TIME_MIN)
+        return executor
+    executor = submitit.AutoExecutor(folder=str(folder / "%j"), cluster="slurm")
+    parameters: dict[str, Any] = {
+        "timeout_min": settings.time_min or SLURM_TIME_MIN,
+        "cpus_per_task": settings.cpus or threads,
+        "name": "eqdp-suite",
+    }
+    if settings.partition:
+        parameters["slurm_partition"] = settings.partition
+    if settings.gpus:
+        parameters["gpus_per_node"] = settings.gpus
+    if settings.mem_gb:
+        parameters["mem_gb"] = settings.mem_gb
+    if settings.array_parallelism:
+        parameters["slurm_array_parallelism"] = settings.array_parallelism
+    executor.update_parameters(**parameters)
+    return executor

@@ -1,0 +1,154 @@
+"""A worker: pull configurations from a plan, claim each, run it, release it.
+
+The same function runs inline (in the driver's process), in a local process or
+in a Slurm array task (both through submitit). Before running a configuration
+a worker checks that no record of it exists, claims it, and checks again, so a
+rerun of a suite, or a second driver, adds no record twice. A failed run is
+logged and left unrecorded (a later ``eqdp suite`` retries it); the worker goes
+on with the next configuration.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from eqdp.config.run import RunConfig
+from eqdp.engine.progress import EpochStats, StageProgress
+from eqdp.suites.claims import Claim, log_event, try_claim
+
+# Called with (config, claim) before a run and with each progress update.
+Observer = Callable[[RunConfig, "EpochStats | StageProgress | None"], None]
+
+
+@dataclass
+class WorkerReport:
+    ran: list[str] = field(default_factory=list)  # record paths written
+    skipped: int = 0  # recorded already, or claimed by another worker
+    failed: list[str] = field(default_factory=list)  # "run: message"
+
+
+def _recorded(config: RunConfig, key: str) -> bool:
+    """A record of this run exists (only its benchmark/dataset/model folder is read)."""
+    from eqdp.results.identity import run_key
+    from eqdp.results.records import results_dir
+
+    folder = (
+        results_dir(config.results_dir)
+        / config.benchmark
+        / f"{config.dataset}_{config.size}"
+        / config.model
+    )
+    if not folder.is_dir():
+        return False
+    for path in folder.glob("*.json"):
+        try:
+            record = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        if record.get("schema_version") == 2 and run_key(record["config"]) == key:
+            return True
+    return False
+
+
+def _progress_reporter(claim: Claim, label: str, observer: Observer | None, config: RunConfig):
+    started = time.time()
+
+    def report(update: EpochStats | StageProgress) -> None:
+        if isinstance(update, EpochStats):
+            elapsed = time.time() - started
+            eta = elapsed / update.epoch * (update.epochs - update.epoch)
+            claim.report(
+                {
+                    "run": label,
+                    "stage": "train",
+                    "done": update.epoch,
+                    "total": update.epochs,
+                    "status": f"loss {update.train_loss:.4f} val AUC {update.val_auc:.3f}",
+                    "eta_seconds": round(eta, 1),
+                }
+            )
+        else:
+            claim.report(
+                {
+                    "run": label,
+                    "stage": update.stage,
+                    "done": update.done,
+                    "total": update.total,
+                    "status": update.status,
+                }
+            )
+        if observer is not None:
+            observer(config, update)
+
+    return report
+
+
+def run_worker(
+    plan: list[RunConfig],
+    threads: int | None = None,
+    observer: Observer | None = None,
+) -> WorkerReport:
+    """Run every configuration of ``plan`` nobody has run or is running; return what happened."""
+    from eqdp.benchmarks.execute import run_benchmark
+    from eqdp.results.identity import run_key
+    from eqdp.results.records import results_dir
+    from eqdp.suites.plan import describe
+
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(threads)
+    report = WorkerReport()
+    for config in plan:
+        key = run_key(config.as_dict())
+        results = results_dir(config.results_dir)
+        label = describe(config)
+        if _recorded(config, key):
+            report.skipped += 1
+            continue
+        claim = try_claim(results, key, label)
+        if claim is None:
+            report.skipped += 1
+            continue
+        with claim:
+            if _recorded(config, key):  # finished between the check and the claim
+                report.skipped += 1
+                continue
+            if observer is not None:
+                observer(config, None)
+            try:
+                record, path = run_benchmark(
+                    config, on_progress=_progress_reporter(claim, label, observer, config)
+                )
+            except Exception as error:  # one failed run must not stop the rest
+                message = f"{label}: {type(error).__name__}: {error}"
+                report.failed.append(message)
+                log_event(
+                    results,
+                    {
+                        "event": "failed",
+                        "key": key,
+                        "run": label,
+                        "error": message,
+                        "traceback": traceback.format_exc(limit=8),
+                    },
+                )
+                continue
+            report.ran.append(str(path))
+            test = record["metrics"]["test"]
+            log_event(
+                results,
+                {
+                    "event": "finished",
+                    "key": key,
+                    "run": label,
+                    "path": str(path),
+                    "test_auc": test.get("auc"),
+                    "test_acc": test.get("acc"),
+                },
+            )
+    return report
