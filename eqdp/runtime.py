@@ -25,6 +25,7 @@ import os
 import sys
 
 ENVIRONMENT_VARIABLE = "EQDP_KEEP_FREED_MEMORY"
+COMMAND_ENV = "EQDP_COMMAND"  # set by `eqdp suite` for its workers: the command records name
 HUGEPAGE_VARIABLE = "THP_MEM_ALLOC_ENABLE"  # torch's own switch (c10 alloc_cpu)
 
 # mallopt parameters from glibc's <malloc.h>.

@@ -361,10 +361,10 @@ def _suite(
     if not execution.waited:
         console.print("not waiting: `eqdp suite` again shows what is recorded and resumes")
         return
-    skipped = sum(report.skipped for report in execution.reports)
+    elsewhere = len(plan.pending) - len(execution.ran) - len(execution.failed)
     console.print(
-        f"{len(execution.ran)} recorded, {len(execution.failed)} failed, {skipped} skipped "
-        "(recorded or claimed elsewhere)",
+        f"{len(execution.ran)} recorded, {len(execution.failed)} failed, {elsewhere} run by "
+        "another driver or worker",
         highlight=False,
     )
     if execution.failed:
@@ -374,7 +374,7 @@ def _suite(
 
 
 def _inline(pending: list, settings: Any):
-    from eqdp.cli.progress import RunBar, run_progress
+    from eqdp.cli.progress import RunBar, done_line, run_progress
     from eqdp.suites.executors import execute
     from eqdp.suites.plan import describe
 
@@ -382,10 +382,11 @@ def _inline(pending: list, settings: Any):
 
     def observer(config, update) -> None:
         if update is None:
-            if state.get("progress") is not None:
-                state["progress"].__exit__(None, None, None)
             state["progress"] = run_progress().__enter__()
             state["bar"] = RunBar(state["progress"], describe(config), config.train.epochs)
+        elif isinstance(update, tuple):
+            state.pop("progress").__exit__(None, None, None)
+            done_line(describe(config), *update)
         else:
             state["bar"](update)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 import platform
 import socket
 import subprocess
@@ -13,6 +15,7 @@ from pathlib import Path
 import torch
 
 import eqdp
+from eqdp.runtime import COMMAND_ENV
 
 # Packages whose version can change a number in a record.
 VERSIONED_PACKAGES: tuple[str, ...] = (
@@ -76,5 +79,7 @@ def environment(device: torch.device, precision: dict[str, str]) -> dict:
         "git_dirty": git_dirty(),
         "packages": package_versions(),
         "host": socket.gethostname(),
-        "command": sys.argv,
+        # A suite's worker process was started by submitit: its driver's command line is
+        # the one that says what ran.
+        "command": json.loads(os.environ[COMMAND_ENV]) if os.environ.get(COMMAND_ENV) else sys.argv,
     }

@@ -11,7 +11,9 @@ pickles go to ``<results>/.submitit``.
 
 from __future__ import annotations
 
+import json
 import os
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -20,6 +22,7 @@ from typing import Any
 
 from eqdp.config.run import RunConfig
 from eqdp.errors import EqdpError
+from eqdp.runtime import COMMAND_ENV
 from eqdp.suites.claims import in_flight, read_events
 from eqdp.suites.file import EXECUTORS, ExecutorSettings
 from eqdp.suites.worker import Observer, WorkerReport, run_worker
@@ -80,6 +83,7 @@ def execute(
     workers = max(1, min(workers, len(pending)))
     threads = default_threads(settings, workers)
     executor = _submitit_executor(settings, results / SUBMITIT_FOLDER, threads, workers)
+    os.environ.setdefault(COMMAND_ENV, json.dumps(sys.argv))  # workers inherit it
     started = time.time()
     with executor.batch():
         jobs = [executor.submit(run_worker, pending, threads) for _ in range(workers)]

@@ -15,13 +15,17 @@ import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from eqdp.config.run import RunConfig
-from eqdp.engine.progress import EpochStats, StageProgress
 from eqdp.suites.claims import Claim, log_event, try_claim
 
-# Called with (config, claim) before a run and with each progress update.
-Observer = Callable[[RunConfig, "EpochStats | StageProgress | None"], None]
+if TYPE_CHECKING:
+    from eqdp.engine.progress import EpochStats, StageProgress
+
+# Called with (config, None) before a run, then with each progress update, then with the
+# finished run's (record, path).
+Observer = Callable[[RunConfig, "EpochStats | StageProgress | tuple[dict, str] | None"], None]
 
 
 @dataclass
@@ -55,6 +59,8 @@ def _recorded(config: RunConfig, key: str) -> bool:
 
 
 def _progress_reporter(claim: Claim, label: str, observer: Observer | None, config: RunConfig):
+    from eqdp.engine.progress import EpochStats
+
     started = time.time()
 
     def report(update: EpochStats | StageProgress) -> None:
@@ -139,6 +145,8 @@ def run_worker(
                 )
                 continue
             report.ran.append(str(path))
+            if observer is not None:
+                observer(config, (record, str(path)))
             test = record["metrics"]["test"]
             log_event(
                 results,
