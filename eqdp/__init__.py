@@ -16,9 +16,7 @@ commands that only read records start in a fraction of a second.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
-
+from eqdp.lazy import lazy_exports
 from eqdp.runtime import prefer_transparent_hugepages
 
 __version__ = "0.2.0"
@@ -42,10 +40,7 @@ _EXPORTS = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _EXPORTS:
-        raise AttributeError(f"module 'eqdp' has no attribute {name!r}")
-    return getattr(importlib.import_module(_EXPORTS[name]), name)
+__getattr__ = lazy_exports(__name__, _EXPORTS)
 
 
 __all__ = ["__version__", *sorted(_EXPORTS)]

@@ -9,7 +9,7 @@ from torch import nn
 
 from eqdp.config.run import RunConfig
 from eqdp.data.medmnist_data import MedMNISTData, load_dataset
-from eqdp.engine import FitResult, Precision, seed_everything, select_device
+from eqdp.engine import FitResult, Precision, ProgressCallback, fit, seed_everything, select_device
 from eqdp.models import ModelInfo, create_model, describe_model, model_spec
 from eqdp.results.environment import environment
 from eqdp.results.identity import label, row_key
@@ -38,6 +38,18 @@ def prepare_run(config: RunConfig, dp: bool = False) -> RunContext:
     model = build_model(config, data, dp)
     info = describe_model(config.model, data.n_channels, data.n_classes, config.size, model=model)
     return RunContext(config, data, model, info, device, Precision(config.train.precision))
+
+
+def train_fresh(
+    config: RunConfig, on_progress: ProgressCallback | None = None
+) -> tuple[RunContext, FitResult]:
+    """A new model trained on the full training split with the run's recipe."""
+    context = prepare_run(config)
+    result = fit(
+        context.model, context.data, config.train, config.seed, context.device,
+        on_progress=on_progress,
+    )  # fmt: skip
+    return context, result
 
 
 def build_model(config: RunConfig, data: MedMNISTData, dp: bool) -> nn.Module:

@@ -109,20 +109,11 @@ class Prepared:
 
 
 def train_or_load(config: RunConfig, on_progress: ProgressCallback | None = None) -> Prepared:
-    from eqdp.benchmarks.common import prepare_run
-    from eqdp.engine import fit
+    from eqdp.benchmarks.common import train_fresh
 
     source = source_record(config)
     if source is None:
-        context = prepare_run(config)
-        result = fit(
-            context.model,
-            context.data,
-            config.train,
-            config.seed,
-            context.device,
-            on_progress=on_progress,
-        )
+        context, result = train_fresh(config, on_progress)
         context.model.eval()
         return Prepared(context, result)
     return _load(config, source)

@@ -19,18 +19,9 @@ class StandardOptions:
 
 
 def run_standard(config: RunConfig, on_progress: ProgressCallback | None = None):
-    from eqdp.benchmarks.common import build_record, prepare_run
-    from eqdp.engine import fit
+    from eqdp.benchmarks.common import build_record, train_fresh
 
-    context = prepare_run(config)
-    result = fit(
-        context.model,
-        context.data,
-        config.train,
-        config.seed,
-        context.device,
-        on_progress=on_progress,
-    )
+    context, result = train_fresh(config, on_progress)
     return build_record(context, result), result.best_state
 
 

@@ -188,10 +188,15 @@ def _run(benchmark: Benchmark, given: dict[str, Any]) -> None:
     # Every configuration is resolved (checked) before the first one runs: a bad value in
     # a sweep must not leave the earlier runs' records behind.
     configs = [resolve_config(config) for config in configurations(benchmark, given)]
+    keys = [run_key(config.as_dict()) for config in configs]
+    if len(set(keys)) < len(keys):
+        raise EqdpError(
+            "two of the requested runs are the same configuration (with --from-run the seed "
+            "is the source run's: give one --seed)"
+        )
     for config in configs:
         check_ready(config)
-    for config in configs:
-        key = run_key(config.as_dict())
+    for config, key in zip(configs, keys, strict=True):
         results = results_dir(config.results_dir)
         label = describe(config)
         claim = try_claim(results, key, label)

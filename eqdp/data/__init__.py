@@ -6,8 +6,7 @@ stays importable without torch.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from eqdp.lazy import lazy_exports
 
 _EXPORTS = {
     "AUGMENTATIONS": "eqdp.data.augment",
@@ -24,10 +23,7 @@ _EXPORTS = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _EXPORTS:
-        raise AttributeError(f"module 'eqdp.data' has no attribute {name!r}")
-    return getattr(importlib.import_module(_EXPORTS[name]), name)
+__getattr__ = lazy_exports(__name__, _EXPORTS)
 
 
 __all__ = sorted(_EXPORTS)

@@ -6,8 +6,7 @@ Names are imported on first use; importing ``eqdp.privacy.dp_sgd`` (or
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from eqdp.lazy import lazy_exports
 
 _EXPORTS = {
     "ACCOUNTANTS": "eqdp.privacy.budget",
@@ -23,10 +22,7 @@ _EXPORTS = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _EXPORTS:
-        raise AttributeError(f"module 'eqdp.privacy' has no attribute {name!r}")
-    return getattr(importlib.import_module(_EXPORTS[name]), name)
+__getattr__ = lazy_exports(__name__, _EXPORTS)
 
 
 __all__ = sorted(_EXPORTS)

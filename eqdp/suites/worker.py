@@ -35,9 +35,13 @@ class WorkerReport:
     failed: list[str] = field(default_factory=list)  # "run: message"
 
 
+# Run keys of the record files a worker has read, by path: each file is parsed once per
+# process, however many configurations of its folder the worker checks.
+_RUN_KEYS: dict[str, str | None] = {}
+
+
 def _recorded(config: RunConfig, key: str) -> bool:
     """A record of this run exists (only its benchmark/dataset/model folder is read)."""
-    from eqdp.results.identity import run_key
     from eqdp.results.records import results_dir
 
     folder = (
@@ -48,14 +52,21 @@ def _recorded(config: RunConfig, key: str) -> bool:
     )
     if not folder.is_dir():
         return False
-    for path in folder.glob("*.json"):
+    return any(_run_key_of(str(path)) == key for path in folder.glob("*.json"))
+
+
+def _run_key_of(path: str) -> str | None:
+    from eqdp.results.identity import run_key
+    from eqdp.results.migrations import migrate_records
+
+    if path not in _RUN_KEYS:
         try:
-            record = json.loads(path.read_text())
-        except (OSError, ValueError):
-            continue
-        if record.get("schema_version") == 2 and run_key(record["config"]) == key:
-            return True
-    return False
+            with open(path, encoding="utf-8") as handle:
+                (record,) = migrate_records([json.load(handle)])
+            _RUN_KEYS[path] = run_key(record["config"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return None  # unreadable or being written: look again next time
+    return _RUN_KEYS[path]
 
 
 def _progress_reporter(claim: Claim, label: str, observer: Observer | None, config: RunConfig):
