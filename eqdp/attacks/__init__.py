@@ -5,12 +5,15 @@ are in pixel units before the MedMNIST normalisation, as in the robustness
 literature; wrap a trained eqdp model in ``PixelSpaceModel`` to attack it.
 """
 
-# isort: off
-from eqdp.attacks import gradient as _gradient  # noqa: F401  (registers fgsm and pgd, first)
-from eqdp.attacks import autoattack as _autoattack  # noqa: F401  (registers autoattack)
+import importlib
+import pkgutil
 
-# isort: on
-from eqdp.attacks.gradient import (
+# Every module here but the registry registers attacks on import: a new attack is one module.
+for _module in sorted(m.name for m in pkgutil.iter_modules(__path__)):
+    if _module != "registry" and not _module.startswith("_"):
+        importlib.import_module(f"{__name__}.{_module}")
+
+from eqdp.attacks.gradient import (  # noqa: E402
     PGD_STEPS,
     STEP_SIZE_FACTOR,
     PixelSpaceModel,
@@ -20,7 +23,13 @@ from eqdp.attacks.gradient import (
     pgd,
     wrongness,
 )
-from eqdp.attacks.registry import ATTACKS, DEFAULT_EPS, Attack, default_attacks, register_attack
+from eqdp.attacks.registry import (  # noqa: E402
+    ATTACKS,
+    DEFAULT_EPS,
+    Attack,
+    default_attacks,
+    register_attack,
+)
 
 __all__ = [
     "ATTACKS",

@@ -89,7 +89,8 @@ def _attacks(table: Table) -> None:
 
     for column in ("attack", "norm", "default budgets", "in default set", "description"):
         table.add_column(column)
-    for name in ATTACKS.names_in_order():
+    names = ATTACKS.names_in_order()
+    for name in sorted(names, key=lambda n: (not ATTACKS.get(n).default, names.index(n))):
         attack = ATTACKS.get(name)
         budgets = ", ".join(f"{eps:.3g}" for eps in DEFAULT_EPS[attack.norm])
         table.add_row(name, attack.norm, budgets, "yes" if attack.default else "no",
