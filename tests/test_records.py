@@ -372,3 +372,19 @@ def test_version_1_records_are_migrated_on_load(tmp_path: Path) -> None:
     stored = json.loads((folder / "old-dp.json").read_text())
     assert stored["schema_version"] == 2 and stored["config"]["options"]["epsilon"] == "inf"
     assert rewrite(tmp_path) == 0
+
+
+def test_a_record_whose_configuration_cannot_be_read_is_skipped_and_reported(tmp_path: Path):
+    good = make_record()
+    bad = make_record(seed=1, train={"epochs": "ten"})
+    foreign = make_record(seed=2, run_id="other-benchmark")
+    foreign["config"]["benchmark"] = "olympics"
+    for record in (good, bad, foreign):
+        folder = tmp_path / "standard" / "breastmnist_28" / "cnn"
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / f"{record['run_id']}.json").write_text(json.dumps(record))
+    skipped: list[str] = []
+    records = load_records(tmp_path, on_skip=lambda path, why: skipped.append(why))
+    assert [r["seed"] for r in records] == [0]
+    assert any("epochs = 'ten'" in why for why in skipped)
+    assert any("unknown benchmark 'olympics'" in why for why in skipped)

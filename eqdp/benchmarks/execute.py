@@ -19,7 +19,7 @@ def resolve_config(config: RunConfig) -> RunConfig:
     the run could not do. Idempotent.
     """
     from eqdp.data.medmnist_data import check_data_file
-    from eqdp.engine.device import select_device
+    from eqdp.engine.device import planned_device_type
     from eqdp.engine.precision import resolve_precision
     from eqdp.models import model_spec, resolve_model_kwargs
 
@@ -27,10 +27,10 @@ def resolve_config(config: RunConfig) -> RunConfig:
     model_spec(config.model)  # an unknown model fails here, naming the valid ones
     check_data_file(config.dataset, config.size, config.data_dir, config.verify_md5)
     options = parse_config(benchmark.options, config.options, f"benchmark {benchmark.name}")
-    device = select_device(config.device)
+    device_type = planned_device_type(config.device)
     train = parse_config(TrainConfig, as_plain_dict(config.train), "train")
     train = train.__class__(
-        **{**as_plain_dict(train), "precision": resolve_precision(train.precision, device.type)}
+        **{**as_plain_dict(train), "precision": resolve_precision(train.precision, device_type)}
     )
     config = config.replace(
         options=as_plain_dict(options),

@@ -180,6 +180,7 @@ def configurations(benchmark: Benchmark, given: dict[str, Any]) -> list:
 def _run(benchmark: Benchmark, given: dict[str, Any]) -> None:
     from eqdp.benchmarks.execute import check_ready, resolve_config, run_benchmark
     from eqdp.cli.progress import RunBar, done_line, run_progress
+    from eqdp.engine.device import select_device
     from eqdp.results.identity import run_key
     from eqdp.results.records import results_dir
     from eqdp.suites.claims import holder, try_claim
@@ -196,6 +197,7 @@ def _run(benchmark: Benchmark, given: dict[str, Any]) -> None:
         )
     for config in configs:
         check_ready(config)
+        select_device(config.device)  # runs here: the device must be here too
     for config, key in zip(configs, keys, strict=True):
         results = results_dir(config.results_dir)
         label = describe(config)

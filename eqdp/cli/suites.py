@@ -125,6 +125,8 @@ def _suite(
     settings = dataclasses.asdict(suite_file.executor)
     settings |= {k: v for k, v in overrides.items() if v is not None}
     settings = parse_config(ExecutorSettings, settings, "executor")
+    if settings.executor == "slurm" and settings.gpus and device == "auto":
+        device = "cuda"  # GPU jobs: plan for the device they will have, not this machine's
     plan = plan_suite(
         suite_file,
         data_dir=str(data_dir) if data_dir else None,

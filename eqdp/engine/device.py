@@ -21,6 +21,19 @@ def select_device(name: str = "auto") -> torch.device:
     return torch.device(name)
 
 
+def planned_device_type(name: str) -> str:
+    """The device type a run will use, for resolving its configuration.
+
+    ``cuda`` is taken at its word, so a suite for GPU jobs can be planned on a machine
+    without one (a cluster's login node); the run itself checks that a GPU is there.
+    """
+    if name not in DEVICES:
+        raise unknown_choice("device", name, DEVICES)
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return name
+
+
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)

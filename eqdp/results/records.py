@@ -187,12 +187,23 @@ def load_records(
     migrated = migrate_records([record for _, record in loaded])
     records = []
     for (path, _), record in zip(loaded, migrated, strict=True):
-        reason = validate_record(record)
+        reason = validate_record(record) or _config_problem(record)
         if reason is None:
             records.append(record)
         elif on_skip is not None:
             on_skip(path, reason)
     return records
+
+
+def _config_problem(record: dict) -> str | None:
+    """Why a record's configuration cannot be keyed (unknown benchmark, invalid option)."""
+    from eqdp.results.identity import keyed
+
+    try:
+        keyed(record["config"])
+    except (EqdpError, KeyError, TypeError, ValueError) as error:
+        return f"config cannot be read: {error}"
+    return None
 
 
 def record_files(base: Path) -> list[Path]:
