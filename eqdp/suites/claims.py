@@ -107,7 +107,6 @@ class Claim:
 def try_claim(results: Path, run_key: str, label: str = "") -> Claim | None:
     """The claim on ``run_key``, or None when another live worker holds it."""
     folder = claims_dir(results)
-    folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{run_key}.claim"
     info = {
         "host": socket.gethostname(),
@@ -116,9 +115,9 @@ def try_claim(results: Path, run_key: str, label: str = "") -> Claim | None:
         "started": time.time(),
         "run": label,
     }
-    for _ in range(2):
+    for _ in range(3):
         try:
-            descriptor = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            descriptor = _create(path, os.O_EXCL)
         except FileExistsError:
             seen = holder(path)
             if seen is None:
@@ -145,12 +144,25 @@ def try_claim(results: Path, run_key: str, label: str = "") -> Claim | None:
     return None
 
 
+def _create(path: Path, mode: int) -> int:
+    """Open ``path`` for writing with O_CREAT | ``mode``, making its folder if needed.
+
+    A releasing claim removes the folder when it is empty, so the folder can vanish
+    between making it and creating the file: then make it again.
+    """
+    for _ in range(5):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            return os.open(path, os.O_CREAT | os.O_WRONLY | mode, 0o644)
+        except FileNotFoundError:
+            continue
+    raise FileNotFoundError(f"cannot create {path}: its folder keeps disappearing")
+
+
 def log_event(results: Path, event: dict[str, Any]) -> None:
     """Append one JSON line (one small write with O_APPEND: whole lines, also concurrently)."""
-    folder = claims_dir(results)
-    folder.mkdir(parents=True, exist_ok=True)
     line = json.dumps({**event, "time": time.time()}) + "\n"
-    descriptor = os.open(folder / EVENTS_FILE, os.O_CREAT | os.O_APPEND | os.O_WRONLY, 0o644)
+    descriptor = _create(claims_dir(results) / EVENTS_FILE, os.O_APPEND)
     try:
         os.write(descriptor, line.encode())
     finally:
