@@ -80,24 +80,17 @@ def _label_defaults(record: dict) -> dict:
     return {"delta": default_delta(n_train)} if n_train else {}
 
 
-def _epsilon(row: Row) -> float | None:
-    value = row.material["options"].get("epsilon")
-    if value is None:
-        return None  # a fixed noise multiplier: in the leaderboard, not in the pivot
-    return math.inf if value == "inf" else float(value)
-
-
 def privacy_utility_table(rows: list[Row], metric: str = "auc") -> str:
     """One line per configuration but epsilon, one column per target epsilon."""
     from eqdp.report.tables import pivot_table
     from eqdp.results.leaderboard import format_epsilon
 
+    # Runs with a fixed noise multiplier (no epsilon) are in the leaderboard, not the pivot.
     return pivot_table(
         rows,
         "epsilon",
         lambda r: r["metrics"]["test"][metric],
         lambda eps: f"ε = {format_epsilon(eps)}",
-        value_of=_epsilon,
     )
 
 

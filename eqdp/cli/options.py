@@ -19,13 +19,6 @@ from eqdp.errors import EqdpError
 TRAIN_PANEL = "Training recipe"
 WHERE_PANEL = "Data, records, device"
 
-Device = Annotated[str, typer.Option(help="auto, cpu or cuda.", rich_help_panel=WHERE_PANEL)]
-DataDir = Annotated[
-    Path | None,
-    typer.Option(
-        help="Folder with MedMNIST .npz files \\[env: EQDP_DATA_DIR].", rich_help_panel=WHERE_PANEL
-    ),
-]
 ResultsDir = Annotated[
     Path | None,
     typer.Option(
@@ -34,27 +27,6 @@ ResultsDir = Annotated[
         rich_help_panel=WHERE_PANEL,
     ),
 ]
-CheckpointDir = Annotated[
-    Path | None,
-    typer.Option(
-        help="Checkpoints folder \\[env: EQDP_CHECKPOINT_DIR; default: checkpoints/ in the "
-        "records folder].",
-        rich_help_panel=WHERE_PANEL,
-    ),
-]
-VerifyMd5 = Annotated[
-    bool,
-    typer.Option(
-        help="Check the data file's MD5 against medmnist.INFO.", rich_help_panel=WHERE_PANEL
-    ),
-]
-
-
-def parse_number(text: str) -> float:
-    """A float, 'inf', or a fraction such as 8/255."""
-    if "/" in text:
-        return float(Fraction(text))
-    return float(text)
 
 
 def parse_list(text: str, kind: str, convert: Callable[[str], object]) -> list:
@@ -176,15 +148,10 @@ def parse_model_args(items: list[str] | None) -> dict[str, Any]:
 
 
 __all__ = [
-    "CheckpointDir",
-    "DataDir",
-    "Device",
     "ResultsDir",
-    "VerifyMd5",
     "cli_value",
     "parameters_for",
     "parse_list",
     "parse_model_args",
-    "parse_number",
     "values_from",
 ]

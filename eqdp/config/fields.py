@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -173,13 +173,3 @@ def _plain(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [_plain(v) for v in value]
     return value
-
-
-def with_defaults(cls: type, stored: Mapping[str, Any]) -> dict[str, Any]:
-    """``stored`` completed with the defaults of fields it lacks (fields added since)."""
-    values = {spec.name: spec.default for spec in option_specs(cls) if not spec.required}
-    values.update(stored)
-    return values
-
-
-Validator = Callable[[Any], Any]

@@ -42,7 +42,7 @@ def collect(kind: str, records: list[dict], metric: str) -> Points:
         lines = [(row, [row]) for row in rows]
         names = model_headings(rows)
     else:
-        series = series_of(rows, spec.axis, lambda row: _axis_value(row, spec.axis))
+        series = series_of(rows, spec.axis)
         lines = [(s.first, list(s.rows.values())) for s in series]
         names = model_headings([s.first for s in series], [s.material for s in series])
     points: Points = defaultdict(lambda: defaultdict(list))
@@ -54,13 +54,6 @@ def collect(kind: str, records: list[dict], metric: str) -> Points:
                     if math.isfinite(y):
                         points[(base + panel, name)][x].append(y)
     return points
-
-
-def _axis_value(row, axis: str) -> float | None:
-    value = row.material["options"].get(axis)
-    if value is None:
-        return None
-    return math.inf if value == "inf" else float(value)
 
 
 def plot_records(

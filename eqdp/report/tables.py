@@ -81,11 +81,11 @@ class Series:
         return next(iter(self.rows.values()))
 
 
-def series_of(rows: list[Row], axis: str, value_of: Callable[[Row], float | None]) -> list[Series]:
+def series_of(rows: list[Row], axis: str) -> list[Series]:
     """Rows grouped by their material without ``options.<axis>``; rows without one are left out."""
     grouped: dict[str, Series] = {}
     for row in rows:
-        x = value_of(row)
+        x = axis_value(row, axis)
         if x is None:
             continue
         material = canonical(row.material)
@@ -101,11 +101,9 @@ def pivot_table(
     axis: str,
     value: Value,
     header: Callable[[float], str],
-    value_of: Callable[[Row], float | None] | None = None,
 ) -> str:
     """One line per series, one column per axis value (ascending): mean ± std of ``value``."""
-    value_of = value_of or (lambda row: _axis_value(row, axis))
-    all_series = series_of(rows, axis, value_of)
+    all_series = series_of(rows, axis)
     if not all_series:
         return "_No records yet._\n"
     xs = sorted({x for series in all_series for x in series.rows})
@@ -119,7 +117,8 @@ def pivot_table(
     return markdown(["dataset", "model", *(header(x) for x in xs)], lines)
 
 
-def _axis_value(row: Row, axis: str) -> float | None:
+def axis_value(row: Row, axis: str) -> float | None:
+    """The row's value of option ``axis`` as a number (inf for "inf"); None when unset."""
     value = row.material["options"].get(axis)
     if value == "inf":
         return math.inf
