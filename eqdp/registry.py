@@ -14,15 +14,28 @@ class Registry(Generic[T]):
     def __init__(self, kind: str) -> None:
         self.kind = kind
         self._entries: dict[str, T] = {}
+        self._aliases: dict[str, str] = {}
 
     def add(self, name: str, entry: T) -> None:
         if name in self._entries:
             raise ValueError(f"{self.kind} {name!r} is registered twice")
         self._entries[name] = entry
 
+    def alias(self, name: str, target: str) -> None:
+        """``name`` is another name of ``target``; ``canonical`` maps it back."""
+        if name in self._entries or name in self._aliases:
+            raise ValueError(f"{self.kind} {name!r} is registered twice")
+        self._aliases[name] = target
+
+    def canonical(self, name: str) -> str:
+        return self._aliases.get(name, name)
+
+    def aliases(self) -> dict[str, str]:
+        return dict(self._aliases)
+
     def get(self, name: str) -> T:
         try:
-            return self._entries[name]
+            return self._entries[self.canonical(name)]
         except KeyError:
             raise unknown_choice(self.kind, name, self.names()) from None
 
@@ -34,7 +47,7 @@ class Registry(Generic[T]):
         return list(self._entries)
 
     def __contains__(self, name: object) -> bool:
-        return name in self._entries
+        return name in self._entries or name in self._aliases
 
     def decorator(self, name: str, make_entry: Callable[[Callable], T]) -> Callable:
         def register(fn: Callable) -> Callable:

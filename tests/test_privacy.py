@@ -377,3 +377,20 @@ def test_equivariant_conv_grad_sampler_routes_are_exact(size: int, kinds: tuple[
     layer = EquivariantConv2d("D4", 2, 3, 3, in_kind=kinds[0], out_kind=kinds[1]).double()
     x = torch.randn(3, layer.in_channels, size, size, dtype=torch.float64)
     assert_grad_samples_match_loop(layer, x, skip_filter_gradients=True)
+
+
+@pytest.mark.parametrize("size", [16, 9])
+@pytest.mark.parametrize(
+    "layer_kwargs",
+    [
+        {"group": "D4", "in_fields": 3, "out_fields": 3, "fieldwise": True},
+        {"group": "C4", "in_fields": 2, "out_fields": 3, "in_group": "D4"},
+        {"group": "D4", "in_fields": 2, "out_fields": 2, "basis": "full", "fieldwise": True},
+    ],
+    ids=["fieldwise", "restricted", "full-fieldwise"],
+)
+def test_new_equivariant_conv_kinds_have_exact_per_sample_gradients(size: int, layer_kwargs):
+    torch.manual_seed(0)
+    layer = EquivariantConv2d(kernel_size=3, **layer_kwargs).double()
+    x = torch.randn(3, layer.in_channels, size, size, dtype=torch.float64)
+    assert_grad_samples_match_loop(layer, x, skip_filter_gradients=True)

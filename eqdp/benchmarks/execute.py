@@ -21,9 +21,11 @@ def resolve_config(config: RunConfig) -> RunConfig:
     from eqdp.data.medmnist_data import check_data_file
     from eqdp.engine.device import planned_device_type
     from eqdp.engine.precision import resolve_precision
-    from eqdp.models import model_spec, resolve_model_kwargs
+    from eqdp.models import canonical_model, model_spec, resolve_model_kwargs
 
     benchmark = BENCHMARKS.get(config.benchmark)
+    model, model_kwargs = canonical_model(config.model, dict(config.model_kwargs))
+    config = config.replace(model=model, model_kwargs=model_kwargs)
     model_spec(config.model)  # an unknown model fails here, naming the valid ones
     check_data_file(config.dataset, config.size, config.data_dir, config.verify_md5)
     options = parse_config(benchmark.options, config.options, f"benchmark {benchmark.name}")

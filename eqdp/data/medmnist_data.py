@@ -6,6 +6,7 @@ uint8 tensor: no DataLoader workers, no per-item Python overhead.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass
 from functools import cache
@@ -94,6 +95,11 @@ class MedMNISTData:
         if name not in SPLITS:
             raise unknown_choice("split", name, SPLITS)
         return getattr(self, name)
+
+    def without_test(self) -> MedMNISTData:
+        """The same data with an empty test split: what search and tuning may see."""
+        empty = Split(self.test.images[:0], self.test.labels[:0])
+        return dataclasses.replace(self, test=empty)
 
     def to(self, device: torch.device | str) -> MedMNISTData:
         return MedMNISTData(

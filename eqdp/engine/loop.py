@@ -33,10 +33,13 @@ def fit(
     device: torch.device,
     strategy: TrainingStrategy | None = None,
     on_progress: ProgressCallback | None = None,
+    evaluate_test: bool = True,
 ) -> FitResult:
     """Train, keep the checkpoint with the best validation AUC, test it once.
 
     ``train.precision`` may be ``auto``; the policy used is ``Precision.resolve``'s.
+    ``evaluate_test=False`` (architecture search) never reads the test split:
+    the result's ``test`` is empty.
     """
     strategy = strategy or TrainingStrategy()
     precision = Precision.resolve(train.precision, device)
@@ -87,7 +90,10 @@ def fit(
         strategy.close()
     assert selection.best_state is not None
     best = strategy.evaluation_model(selection.best_state)
-    test = evaluate_split(best, data.test, data.task, train.eval_batch_size, precision)
+    test = (
+        evaluate_split(best, data.test, data.task, train.eval_batch_size, precision)
+        if evaluate_test else {}
+    )  # fmt: skip
     result = selection.result(test, train_seconds, images_seen)
     result.privacy = privacy
     return result

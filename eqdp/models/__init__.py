@@ -1,11 +1,13 @@
 """Model registry with equivariant and baseline models; importing registers them all."""
 
 from eqdp.models import baselines as _baselines  # noqa: F401  (registers baselines)
+from eqdp.models import nasnet as _nasnet  # noqa: F401,I001  (eq-nasnet-b*, nasnet-b*)
 from eqdp.models.equivariant import networks as _networks  # noqa: F401  (registers eq-*)
 from eqdp.models.info import ModelInfo, count_macs, count_parameters, describe_model
 from eqdp.models.registry import (
     MODELS,
     ModelSpec,
+    canonical_model,
     create_model,
     list_models,
     model_spec,
@@ -17,6 +19,7 @@ __all__ = [
     "MODELS",
     "ModelInfo",
     "ModelSpec",
+    "canonical_model",
     "count_macs",
     "count_parameters",
     "create_model",

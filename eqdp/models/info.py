@@ -29,16 +29,25 @@ def count_parameters(model: nn.Module) -> int:
 
 
 def count_macs(model: nn.Module, input_shape: tuple[int, int, int]) -> int:
-    """Multiply-accumulates of one forward pass on one image (FLOPs / 2)."""
+    """Multiply-accumulates of one forward pass per image (FLOPs / 2).
+
+    Counted as the cost of a batch of two minus a batch of one, so work done once
+    per batch whatever its size (expanding an equivariant layer's filter from its
+    basis coefficients, which inference does once and caches) is not charged to
+    every image.
+    """
     was_training = model.training
     model.eval()
     parameter = next(model.parameters())
-    sample = torch.zeros(1, *input_shape, dtype=parameter.dtype, device=parameter.device)
-    counter = FlopCounterMode(display=False)
-    with counter, torch.no_grad():
-        model(sample)
+    totals = []
+    for batch in (1, 2):
+        sample = torch.zeros(batch, *input_shape, dtype=parameter.dtype, device=parameter.device)
+        counter = FlopCounterMode(display=False)
+        with counter, torch.no_grad():
+            model(sample)
+        totals.append(counter.get_total_flops())
     model.train(was_training)
-    return int(counter.get_total_flops() // 2)
+    return int((totals[1] - totals[0]) // 2)
 
 
 def describe_model(

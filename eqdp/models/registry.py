@@ -70,6 +70,23 @@ def model_spec(name: str) -> ModelSpec:
     return MODELS.get(name)
 
 
+def canonical_model(name: str, kwargs: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """A run's model as records store it: aliases resolved, a spec file read into options.
+
+    ``eq-nasnet`` becomes ``eq-nasnet-b0``; ``my.json`` becomes ``arch-spec`` with the
+    spec's content (not its path) as an option, so the row key follows the network.
+    """
+    if name.endswith(".json"):
+        from eqdp.models.nasnet import load_spec
+
+        return "arch-spec", {**kwargs, "spec": load_spec(name).as_dict()}
+    if name == "arch-spec" and not isinstance(kwargs.get("spec"), dict):
+        from eqdp.models.nasnet import load_spec
+
+        return name, {**kwargs, "spec": load_spec(kwargs.get("spec")).as_dict()}
+    return MODELS.canonical(name), kwargs
+
+
 def resolve_model_kwargs(name: str, given: dict[str, Any]) -> dict[str, Any]:
     """Every option of the model: the given values over the builder's defaults.
 
@@ -86,6 +103,8 @@ def resolve_model_kwargs(name: str, given: dict[str, Any]) -> dict[str, Any]:
 def create_model(
     name: str, in_channels: int, num_classes: int, *, dp: bool = False, **kwargs: object
 ) -> nn.Module:
+    if name.endswith(".json"):  # a spec file: see eqdp.models.nasnet
+        name, kwargs = "arch-spec", {**kwargs, "spec": name}
     spec = MODELS.get(name)
     if in_channels < 1 or num_classes < 1:
         raise EqdpError(

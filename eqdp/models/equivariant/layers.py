@@ -24,6 +24,11 @@ class EquivariantConv2d(nn.Module):
     dense filter is rebuilt from them on each forward and run by ``F.conv2d``.
     Stride is always 1: strided sampling of an even-sized grid is not
     rot90-symmetric, so downsampling is left to :class:`EquivariantAvgPool`.
+
+    ``in_group`` (a supergroup of ``group``) reads regular fields of that larger
+    group restricted to ``group``: the layer where a network gives up symmetry.
+    ``fieldwise`` makes it the equivariant analogue of a depthwise convolution:
+    each field only sees itself (weight ``(fields, 1, d)``, ``groups=fields``).
     """
 
     def __init__(
@@ -35,21 +40,30 @@ class EquivariantConv2d(nn.Module):
         in_kind: str = "regular",
         out_kind: str = "regular",
         bias: bool = True,
+        in_group: str | None = None,
+        basis: str = "bandlimited",
+        fieldwise: bool = False,
     ) -> None:
         super().__init__()
         if kernel_size % 2 != 1:
             raise ValueError("equivariant convolutions need an odd kernel size")
-        self.group = group
+        in_group = None if in_group == group else in_group
+        if fieldwise and (in_fields != out_fields or in_group or in_kind != out_kind):
+            raise ValueError("a fieldwise convolution maps each field to a field of its kind")
+        self.group, self.in_group, self.basis_name = group, in_group, basis
         self.in_fields, self.out_fields = in_fields, out_fields
         self.in_kind, self.out_kind = in_kind, out_kind
         self.kernel_size = kernel_size
         self.padding = kernel_size // 2
-        self.in_size = field_size(group, in_kind)
+        self.fieldwise = fieldwise
+        self.groups = in_fields if fieldwise else 1
+        self.in_size = field_size(in_group or group, in_kind)
         self.out_size = field_size(group, out_kind)
-        basis = steerable_basis(group, in_kind, out_kind, kernel_size).clone()
+        basis_ = steerable_basis(group, in_kind, out_kind, kernel_size, in_group, basis).clone()
         # Frozen parameter, not a buffer: Opacus refuses trainable layers with buffers.
-        self.basis = nn.Parameter(basis, requires_grad=False)
-        self.weight = nn.Parameter(torch.empty(out_fields, in_fields, basis.shape[0]))
+        self.basis = nn.Parameter(basis_, requires_grad=False)
+        weight_in = 1 if fieldwise else in_fields
+        self.weight = nn.Parameter(torch.empty(out_fields, weight_in, basis_.shape[0]))
         self.bias = nn.Parameter(torch.zeros(out_fields)) if bias else None
         self.reset_parameters()
 
@@ -64,7 +78,7 @@ class EquivariantConv2d(nn.Module):
     def reset_parameters(self) -> None:
         # He initialisation of the expanded filter: Var(W) = 2 / fan_in.
         energy = self.basis.detach().pow(2).sum(0).mean().item()
-        fan_in = self.in_channels * self.kernel_size**2
+        fan_in = self.in_channels // self.groups * self.kernel_size**2
         nn.init.normal_(self.weight, std=math.sqrt(2.0 / (fan_in * energy)))
         if self.bias is not None:
             nn.init.zeros_(self.bias)
@@ -72,7 +86,7 @@ class EquivariantConv2d(nn.Module):
     def expanded_filter(self) -> torch.Tensor:
         filter_ = torch.einsum("oid,dabkl->oaibkl", self.weight, self.basis.to(self.weight.dtype))
         k = self.kernel_size
-        return filter_.reshape(self.out_channels, self.in_channels, k, k)
+        return filter_.reshape(self.out_channels, self.in_channels // self.groups, k, k)
 
     def expanded_bias(self) -> torch.Tensor | None:
         # One bias per field, shared by its channels: the only equivariant choice for
@@ -86,10 +100,14 @@ class EquivariantConv2d(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not (self.per_sample_gradients_only and self.training and torch.is_grad_enabled()):
-            return F.conv2d(x, self.expanded_filter(), self.expanded_bias(), padding=self.padding)
+            return F.conv2d(
+                x, self.expanded_filter(), self.expanded_bias(), padding=self.padding,
+                groups=self.groups,
+            )  # fmt: skip
         with torch.no_grad():
             filter_ = self.expanded_filter()
-        output = F.conv2d(x, filter_, self.expanded_bias(), padding=self.padding)
+        bias = self.expanded_bias()
+        output = F.conv2d(x, filter_, bias, padding=self.padding, groups=self.groups)
         if x.requires_grad or output.requires_grad:
             return output
         # The first layer's input needs no gradient: a zero that depends on the
@@ -97,9 +115,11 @@ class EquivariantConv2d(nn.Module):
         return output + 0.0 * self.weight.sum()
 
     def extra_repr(self) -> str:
+        source = f"{self.in_group}->{self.group}" if self.in_group else self.group
         return (
-            f"{self.group}, {self.in_fields} {self.in_kind} -> {self.out_fields} {self.out_kind}"
-            f" fields, kernel_size={self.kernel_size}, basis_dim={self.weight.shape[-1]}"
+            f"{source}, {self.in_fields} {self.in_kind} -> {self.out_fields} {self.out_kind}"
+            f" fields, kernel_size={self.kernel_size}, basis={self.basis_name}"
+            f" (dim {self.weight.shape[-1]}){', fieldwise' if self.fieldwise else ''}"
         )
 
 

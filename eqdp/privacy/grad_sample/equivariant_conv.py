@@ -16,6 +16,8 @@ Two exact routes, picked by feature-map size for speed on CPU
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from opacus.grad_sample import register_grad_sampler
 from opacus.utils.tensor_utils import unfold2d
@@ -85,6 +87,32 @@ def per_sample_coefficient_gradient(
     return coefficients.view(n, out_fields, in_fields, dim)
 
 
+@dataclass(frozen=True)
+class _OneField:
+    """A fieldwise layer seen as a 1 -> 1 field layer: what its grouped conv does per field."""
+
+    basis: torch.Tensor
+    out_size: int
+    kernel_size: int
+    padding: int
+    in_fields: int = 1
+    out_fields: int = 1
+
+
+def fieldwise_coefficient_gradient(
+    layer: EquivariantConv2d, activations: torch.Tensor, backprops: torch.Tensor
+) -> torch.Tensor:
+    """``(n, fields, 1, d)``: field f of example i is example (i, f) of a 1 -> 1 field conv."""
+    n, fields, height, width = activations.shape[0], layer.in_fields, *activations.shape[2:]
+    view = _OneField(layer.basis, layer.out_size, layer.kernel_size, layer.padding)
+    per_field = per_sample_coefficient_gradient(
+        view,  # type: ignore[arg-type]
+        activations.reshape(n * fields, layer.in_size, height, width),
+        backprops.reshape(n * fields, layer.out_size, height, width),
+    )
+    return per_field.view(n, fields, 1, -1)
+
+
 @register_grad_sampler(EquivariantConv2d)
 def compute_equivariant_conv_grad_sample(
     layer: EquivariantConv2d, activations: list[torch.Tensor], backprops: torch.Tensor
@@ -96,7 +124,11 @@ def compute_equivariant_conv_grad_sample(
         if n == 0:
             gradients[layer.weight] = layer.weight.new_zeros((0, *layer.weight.shape))
         else:
-            gradients[layer.weight] = per_sample_coefficient_gradient(layer, inputs, backprops)
+            per_sample = (
+                fieldwise_coefficient_gradient if layer.fieldwise
+                else per_sample_coefficient_gradient
+            )  # fmt: skip
+            gradients[layer.weight] = per_sample(layer, inputs, backprops)
     if layer.bias is not None and layer.bias.requires_grad:
         per_channel = backprops.sum(dim=(2, 3))
         gradients[layer.bias] = per_channel.reshape(n, layer.out_fields, layer.out_size).sum(-1)

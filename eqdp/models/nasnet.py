@@ -1,0 +1,130 @@
+"""The Eq-NASNet family from its committed specs, its non-equivariant twin, and spec files.
+
+``eqdp/models/specs/eq-nasnet-b<N>.json`` is registered as ``eq-nasnet-b<N>``
+(``eq-nasnet`` is another name of b0) and, with every group set to C1, as
+``nasnet-b<N>``. ``arch-spec`` builds any spec given as a model option, which
+is what ``--model my-spec.json`` and ``create_model("my-spec.json", ...)`` use.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+
+from eqdp.errors import EqdpError
+from eqdp.models.arch.network import build_network
+from eqdp.models.arch.spec import ArchSpec, trivial_twin
+from eqdp.models.registry import MODELS, register_model
+
+SPEC_DIR = Path(__file__).parent / "specs"
+_FAMILY_FILE = re.compile(r"^eq-nasnet-b(\d+)\.json$")
+TWIN_MATCHES = ("macs", "params")
+
+
+@cache
+def family_spec(name: str) -> ArchSpec:
+    return ArchSpec.load(SPEC_DIR / f"{name}.json")
+
+
+def with_dropout(spec: ArchSpec, dropout: float | None) -> ArchSpec:
+    if dropout is None:
+        return spec
+    return ArchSpec.from_dict({**spec.as_dict(), "head": {"dropout": dropout}})
+
+
+def matched_twin(spec: ArchSpec, match: str) -> ArchSpec:
+    """The C1 twin with as many MACs (same channels) or as many parameters as ``spec``.
+
+    MACs: each stage keeps its channel count, so the convolutions cost the same.
+    Parameters: one width factor on all channels, found by bisection (an equivariant
+    layer has fewer free weights than a plain one with its channels, so the twin is
+    narrower).
+    """
+    if match not in TWIN_MATCHES:
+        raise EqdpError(f"unknown twin match {match!r}; valid choices: {', '.join(TWIN_MATCHES)}")
+    if match == "macs":
+        return trivial_twin(spec)
+    from eqdp.models.info import count_parameters
+
+    target = count_parameters(build_network(spec, 1, 2))
+    low, high = 0.05, 1.5
+    for _ in range(30):
+        middle = (low + high) / 2
+        params = count_parameters(build_network(trivial_twin(spec, middle), 1, 2))
+        low, high = (middle, high) if params < target else (low, middle)
+    return trivial_twin(spec, (low + high) / 2)
+
+
+def _register_family() -> None:
+    for path in sorted(SPEC_DIR.glob("eq-nasnet-b*.json")):
+        match = _FAMILY_FILE.match(path.name)
+        if match is None:
+            continue
+        _register_member(int(match.group(1)))
+    if "eq-nasnet-b0" in MODELS:
+        MODELS.alias("eq-nasnet", "eq-nasnet-b0")
+
+
+def _register_member(index: int) -> None:
+    name = f"eq-nasnet-b{index}"
+    spec = family_spec(name)
+    dropout = spec.head.dropout
+
+    def equivariant(
+        in_channels: int, num_classes: int, *, dp: bool = False, image_size: int = 28,
+        dropout: float = dropout,
+    ) -> nn.Module:  # fmt: skip
+        # FieldGroupNorm is per sample: the DP variant is the same network.
+        return build_network(with_dropout(family_spec(name), dropout), in_channels, num_classes)
+
+    def twin(
+        in_channels: int, num_classes: int, *, dp: bool = False, image_size: int = 28,
+        dropout: float = dropout, match: str = "macs",
+    ) -> nn.Module:  # fmt: skip
+        base = with_dropout(family_spec(name), dropout)
+        return build_network(matched_twin(base, match), in_channels, num_classes)
+
+    groups = " > ".join(dict.fromkeys(spec.groups))
+    register_model(
+        name, family="equivariant", group=spec.final_group,
+        description=f"Eq-NASNet B{index} (searched, {groups}): {spec.description}".rstrip(": "),
+    )(equivariant)  # fmt: skip
+    register_model(
+        f"nasnet-b{index}", family="baseline", group=None,
+        description=f"non-equivariant twin of eq-nasnet-b{index}: every group C1, "
+        "channels matched for MACs (-k match=params: for parameters)",
+    )(twin)  # fmt: skip
+
+
+@register_model(
+    "arch-spec",
+    family="equivariant",
+    description="any ArchSpec: --model FILE.json, or -k spec=FILE.json",
+)
+def arch_spec(
+    in_channels: int, num_classes: int, *, dp: bool = False, image_size: int = 28,
+    spec: Any = None,
+) -> nn.Module:  # fmt: skip
+    return build_network(load_spec(spec), in_channels, num_classes)
+
+
+def load_spec(spec: Any) -> ArchSpec:
+    """A spec from a file path, a plain dict or an ArchSpec."""
+    if isinstance(spec, ArchSpec):
+        return spec
+    if isinstance(spec, dict):
+        return ArchSpec.from_dict(spec)
+    if isinstance(spec, (str, Path)) and str(spec):
+        return ArchSpec.load(spec)
+    raise EqdpError("model 'arch-spec' needs a spec: --model FILE.json or -k spec=FILE.json")
+
+
+def is_spec_file(name: str) -> bool:
+    return name.endswith(".json")
+
+
+_register_family()

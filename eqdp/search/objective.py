@@ -1,0 +1,101 @@
+"""One search trial: build the proposed network, train it briefly, score it on validation.
+
+The trial's objectives are the mean validation AUC over the search datasets
+(maximised) and the MACs of one 28 px single-channel image (minimised). The
+test split is removed from the data before training starts (``without_test``)
+and ``fit`` is told not to test: a search never reads it. Trials are not runs:
+they leave no records, only entries in the study.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import socket
+import time
+from collections.abc import Callable
+from typing import Any
+
+from eqdp.config.fields import config_class, option
+from eqdp.models.arch.spec import ArchSpec
+
+# EfficientNet-B0 at 28 px, one channel (eqdp's count_macs): the search's reference cost.
+EFFICIENTNET_B0_MACS = 7_937_232
+
+
+@config_class
+class SearchConfig:
+    """What a study searches with; fixed when the study is created, stored with it."""
+
+    datasets: tuple[str, ...] = option(
+        ("breastmnist", "retinamnist", "pneumoniamnist"),
+        "Search datasets, cheapest first (pruning looks after each).",
+    )
+    size: int = option(28, "Image size of the search (a real MedMNIST file size).")
+    epochs: int = option(6, "Proxy training epochs per dataset.", gt=0)
+    max_train: int = option(
+        1200, "Proxy training set cap per dataset (a stratified subset above it).", gt=0
+    )
+    batch_size: int = option(128, "Batch size.", gt=0)
+    lr: float = option(1e-3, "Adam learning rate (x0.1 at 50% and 75% of the epochs).", gt=0)
+    seed: int = option(0, "Seed of every trial's training and of the subsets.", ge=0)
+    max_macs: float = option(
+        4 * EFFICIENTNET_B0_MACS / 1e6, "Trials above this many MMACs are pruned untrained.", gt=0
+    )
+    max_params: int = option(1_000_000, "Trials above this many parameters are pruned.", gt=0)
+    prune_margin: float = option(
+        0.05,
+        "Prune a trial after a dataset when a finished trial with no more MACs beat its "
+        "mean validation AUC so far by this much.",
+        ge=0,
+    )
+
+
+def measure(spec: ArchSpec, size: int) -> tuple[int, int]:
+    """(parameters, MACs) of the spec's network on one single-channel image."""
+    from eqdp.models.arch.network import build_network
+    from eqdp.models.info import count_macs, count_parameters
+
+    model = build_network(spec, 1, 2)
+    return count_parameters(model), count_macs(model, (1, size, size))
+
+
+def train_on_dataset(
+    spec: ArchSpec,
+    flag: str,
+    config: SearchConfig,
+    data_dir: str | None,
+    device: str,
+    heartbeat: Callable[[], None] | None = None,
+) -> dict[str, Any]:
+    """Proxy-train the spec on one dataset's (capped) training split; its best val AUC."""
+    from eqdp.config.train import TrainConfig
+    from eqdp.data.medmnist_data import load_dataset
+    from eqdp.data.subsets import stratified_subset
+    from eqdp.engine import fit, seed_everything, select_device
+    from eqdp.models.arch.network import build_network
+
+    data = load_dataset(flag, config.size, data_dir).without_test()
+    if len(data.train) > config.max_train:
+        labels = data.train.labels[:, 0]
+        keep = stratified_subset(labels, config.max_train / len(data.train), config.seed)
+        data = type(data)(**{**data.__dict__, "train": data.train.subset(keep)})
+    seed_everything(config.seed)
+    model = build_network(spec, data.n_channels, data.n_classes)
+    train = TrainConfig(epochs=config.epochs, batch_size=config.batch_size, lr=config.lr)
+    started = time.perf_counter()
+    result = fit(
+        model, data, train, config.seed, select_device(device), evaluate_test=False,
+        on_progress=(lambda _stats: heartbeat()) if heartbeat else None,
+    )  # fmt: skip
+    auc = result.val["auc"]
+    return {
+        "auc": -1.0 if math.isnan(auc) else auc,
+        "acc": result.val["acc"],
+        "train_images": len(data.train),
+        "seconds": round(time.perf_counter() - started, 2),
+    }
+
+
+def worker_identity() -> dict[str, Any]:
+    return {"host": socket.gethostname(), "pid": os.getpid(), "heartbeat": time.time()}
