@@ -122,13 +122,13 @@ def test_leaderboard_reports_corrupt_file_and_continues(tmp_path: Path) -> None:
 
 def test_list_and_info() -> None:
     listing = invoke("list", "models")
-    assert listing.exit_code == 0 and "eq-nasnet" in listing.stdout
+    assert listing.exit_code == 0 and "eq-resnet-d4" in listing.stdout
     datasets = invoke("list", "datasets")
     assert "pneumoniamnist" in datasets.stdout and "4708/524/624" in datasets.stdout
     assert "standard" in invoke("list", "benchmarks").stdout
-    info = invoke("info", "eq-nasnet", "--dataset", "retinamnist")
+    info = invoke("info", "eq-resnet-d4", "--dataset", "retinamnist")
     assert info.exit_code == 0 and "D4" in info.stdout and "3x28x28" in info.stdout
-    bad = invoke("info", "eq-nasnet", "--dataset", "nomnist")
+    bad = invoke("info", "eq-resnet-d4", "--dataset", "nomnist")
     assert bad.exit_code == 2 and "unknown dataset" in bad.output
     assert invoke("list", "colours").exit_code == 2
 
@@ -136,17 +136,17 @@ def test_list_and_info() -> None:
 def test_suite_dry_run_and_skip(tmp_path: Path) -> None:
     suite = tmp_path / "suite.toml"
     suite.write_text(
-        'benchmark = "standard"\nmodels = ["cnn", "eq-nasnet"]\nseeds = [0, 1]\n'
+        'benchmark = "standard"\nmodels = ["cnn", "eq-resnet-d4"]\nseeds = [0, 1]\n'
         "[train]\nbatch_size = 64\n[datasets.breastmnist]\nepochs = 3\n"
     )
     result = invoke("suite", str(suite), "--dry-run", "--results-dir", str(tmp_path / "r"))
     assert result.exit_code == 0, result.output
     assert "4 runs, 0 already recorded" in result.stdout
-    only = invoke("suite", str(suite), "--dry-run", "--model", "eq-nasnet")
+    only = invoke("suite", str(suite), "--dry-run", "--model", "eq-resnet-d4")
     assert only.exit_code == 0 and "2 runs, 0 already recorded" in only.stdout
     typo = invoke("suite", str(suite), "--dry-run", "--model", "eq-nasnt")
     assert typo.exit_code == 2
-    assert "unknown model in this suite 'eq-nasnt'; valid choices: cnn, eq-nasnet" in typo.output
+    assert "unknown model in this suite 'eq-nasnt'; valid choices: cnn, eq-resnet-d4" in typo.output
     seed = invoke("suite", str(suite), "--dry-run", "--model", "cnn", "--seed", "1")
     assert seed.exit_code == 0 and "1 runs, 0 already recorded" in seed.stdout
     assert "cnn breastmnist seed 1" in seed.stdout and "seed 0" not in seed.stdout

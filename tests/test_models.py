@@ -17,12 +17,12 @@ def d4_images(x: torch.Tensor) -> list[torch.Tensor]:
 
 
 def test_registry_lists_required_models() -> None:
-    expected = {"cnn", "resnet18", "efficientnet-b0", "vit", "eq-cnn", "eq-nasnet"}
+    expected = {"cnn", "resnet18", "efficientnet-b0", "vit", "eq-cnn", "eq-resnet-d4"}
     assert expected <= set(eqdp.list_models())
 
 
 @pytest.mark.parametrize(
-    "name", ["cnn", "resnet18", "efficientnet-b0", "vit", "eq-cnn", "eq-nasnet"]
+    "name", ["cnn", "resnet18", "efficientnet-b0", "vit", "eq-cnn", "eq-resnet-d4"]
 )
 @pytest.mark.parametrize(("channels", "classes"), [(1, 2), (3, 5)])
 def test_forward_shapes(name: str, channels: int, classes: int) -> None:
@@ -32,11 +32,11 @@ def test_forward_shapes(name: str, channels: int, classes: int) -> None:
 
 
 def test_unknown_model_lists_choices() -> None:
-    with pytest.raises(EqdpError, match=r"unknown model 'nope'; valid choices: .*eq-nasnet"):
+    with pytest.raises(EqdpError, match=r"unknown model 'nope'; valid choices: .*eq-resnet-d4"):
         eqdp.create_model("nope", 1, 2)
 
 
-@pytest.mark.parametrize("name", ["eq-cnn", "eq-nasnet"])
+@pytest.mark.parametrize("name", ["eq-cnn", "eq-resnet-d4"])
 @pytest.mark.parametrize("size", [28, 64])
 def test_equivariant_logits_are_d4_invariant(name: str, size: int) -> None:
     torch.manual_seed(0)
@@ -99,7 +99,7 @@ def test_field_norm_and_group_pool_keep_fields_whole() -> None:
 
 
 def test_eq_nasnet_is_smaller_than_efficientnet_b0() -> None:
-    eq = describe_model("eq-nasnet")
+    eq = describe_model("eq-resnet-d4")
     effnet = describe_model("efficientnet-b0")
     assert eq.params < effnet.params
     assert eq.group == "D4" and effnet.group is None
@@ -107,8 +107,8 @@ def test_eq_nasnet_is_smaller_than_efficientnet_b0() -> None:
 
 
 def test_width_multiplier_scales_eq_nasnet() -> None:
-    small = count_parameters(eqdp.create_model("eq-nasnet", 1, 2))
-    wide = count_parameters(eqdp.create_model("eq-nasnet", 1, 2, width_multiplier=2.0))
+    small = count_parameters(eqdp.create_model("eq-resnet-d4", 1, 2))
+    wide = count_parameters(eqdp.create_model("eq-resnet-d4", 1, 2, width_multiplier=2.0))
     assert wide > 3 * small
 
 

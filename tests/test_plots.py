@@ -14,10 +14,10 @@ runner = CliRunner()
 
 def synthetic_records(root: Path) -> None:
     """Two models x two seeds of every plotted benchmark, written without training."""
-    for model in ("cnn", "eq-nasnet"):
+    for model in ("cnn", "eq-resnet-d4"):
         for seed in (0, 1):
             common = {"model": model, "seed": seed}
-            shift = 0.05 * (model == "eq-nasnet") + 0.02 * seed  # distinct lines, visible bands
+            shift = 0.05 * (model == "eq-resnet-d4") + 0.02 * seed  # distinct lines, visible bands
             # fraction 1.0 comes from a standard run of the same recipe
             write_record(make_record(benchmark="standard", **common, auc=0.85), root)
             for fraction in (0.1, 0.5):

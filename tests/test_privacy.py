@@ -32,7 +32,7 @@ DP_MODELS = {
     "resnet18": {"width": 4},
     "efficientnet-b0": {"image_size": 16},  # float64 depthwise convs are slow on CPU
     "eq-cnn": {"widths": (2, 4)},
-    "eq-nasnet": {},
+    "eq-resnet-d4": {},
 }
 
 
@@ -226,7 +226,7 @@ def test_training_leaves_no_per_sample_gradients_or_hooks(synthetic_dir: Path) -
 
 def test_d4_invariance_survives_noisy_dp_steps() -> None:
     torch.manual_seed(0)
-    model = eqdp.create_model("eq-nasnet", 1, 2, dp=True)
+    model = eqdp.create_model("eq-resnet-d4", 1, 2, dp=True)
     images = torch.randn(16, 1, 28, 28)
     labels = torch.randint(0, 2, (16,))
     private, optimizer, _ = PrivacyEngine().make_private(
@@ -244,7 +244,7 @@ def test_d4_invariance_survives_noisy_dp_steps() -> None:
         optimizer.step()
     changed = [not torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True)]
     assert any(changed)
-    fresh = eqdp.create_model("eq-nasnet", 1, 2, dp=True).eval()
+    fresh = eqdp.create_model("eq-resnet-d4", 1, 2, dp=True).eval()
     fresh.load_state_dict(model.state_dict())  # evaluate an unwrapped copy
     x = torch.randn(3, 1, 28, 28)
     with torch.no_grad():
@@ -322,7 +322,7 @@ def test_dp_on_a_stratified_subset_accounts_for_the_subset(synthetic_dir: Path, 
 
 def test_skipping_batch_filter_gradients_changes_no_forward_value() -> None:
     torch.manual_seed(0)
-    model = deterministic(eqdp.create_model("eq-nasnet", 1, 2, dp=True))
+    model = deterministic(eqdp.create_model("eq-resnet-d4", 1, 2, dp=True))
     x = torch.randn(4, 1, 28, 28)
     plain = model(x)
     skip_batch_filter_gradients(model)

@@ -59,7 +59,9 @@ def make_record(
     return record
 
 
-def dp_record(seed: int, epsilon: float, auc: float, model: str = "eq-nasnet", **options) -> dict:
+def dp_record(
+    seed: int, epsilon: float, auc: float, model: str = "eq-resnet-d4", **options
+) -> dict:
     effective = {"epsilon": epsilon, "delta": 1e-5, "physical_batch_size": 8, **options}
     private = math.isfinite(epsilon)
     privacy = {"private": private, "target_epsilon": epsilon if private else None}
@@ -140,9 +142,9 @@ def test_validate_rejects_bool_as_int() -> None:
 
 def test_aggregate_mean_std_and_sorting() -> None:
     records = [make_record(s, auc, "cnn") for s, auc in [(0, 0.6), (1, 0.8)]]
-    records += [make_record(0, 0.9, "eq-nasnet")]
+    records += [make_record(0, 0.9, "eq-resnet-d4")]
     rows = aggregate(records)
-    assert [r.model for r in rows] == ["eq-nasnet", "cnn"]
+    assert [r.model for r in rows] == ["eq-resnet-d4", "cnn"]
     cnn = rows[1]
     assert cnn.n_seeds == 2
     assert cnn.test_auc_mean == pytest.approx(0.7)
@@ -150,7 +152,7 @@ def test_aggregate_mean_std_and_sorting() -> None:
     assert cnn.setting == "1ep bs8" and len(cnn.key) == 12
     assert "0.700 ± 0.141" in to_markdown(rows)
     assert to_csv(rows).splitlines()[0].startswith("benchmark,dataset,size,model,setting,key")
-    assert json.loads(to_json(rows))[0]["model"] == "eq-nasnet"
+    assert json.loads(to_json(rows))[0]["model"] == "eq-resnet-d4"
 
 
 def test_a_rerun_replaces_the_earlier_record_in_the_mean() -> None:
@@ -203,7 +205,7 @@ def test_dp_rows_carry_epsilon_and_pivot_into_a_privacy_utility_table() -> None:
     assert "| ε |" in to_markdown(rows) and "| ∞ |" in to_markdown(rows)
     table = privacy_utility_table(aggregate_rows(records))
     assert "| dataset | model | ε = 1 | ε = ∞ |" in table
-    assert "| breastmnist (28) | eq-nasnet | 0.600 ± 0.000 | 0.900 ± 0.000 |" in table
+    assert "| breastmnist (28) | eq-resnet-d4 | 0.600 ± 0.000 | 0.900 ± 0.000 |" in table
     assert "ε" not in to_markdown(aggregate([make_record()]))
 
 
@@ -214,8 +216,8 @@ def test_a_fraction_run_gets_its_own_line_in_the_privacy_utility_table() -> None
     full = [dp_record(s, e, 0.9) for s in (0, 1, 2) for e in (1.0, math.inf)]
     subset = [dp_record(0, 1.0, 0.3, fraction=0.1)]
     table = privacy_utility_table(aggregate_rows(full + subset))
-    assert "| breastmnist (28) | eq-nasnet | 0.900 ± 0.000 | 0.900 ± 0.000 |" in table
-    assert "| breastmnist (28) | eq-nasnet fraction=0.1 | 0.300 ± 0.000 (n=1) | – |" in table
+    assert "| breastmnist (28) | eq-resnet-d4 | 0.900 ± 0.000 | 0.900 ± 0.000 |" in table
+    assert "| breastmnist (28) | eq-resnet-d4 fraction=0.1 | 0.300 ± 0.000 (n=1) | – |" in table
 
 
 def adversarial(seed: int, robust: float, epochs: int = 1, **changes) -> dict:

@@ -42,6 +42,9 @@ def run(
     max_mmacs: Annotated[
         float, typer.Option(help="Prune trials above this many million MACs untrained.")
     ] = 31.7,
+    min_group_order: Annotated[
+        int, typer.Option(help="Smallest group order stages may restrict to (1: down to C1).")
+    ] = 4,
     max_params: Annotated[
         int, typer.Option(help="Prune trials above this many params.")
     ] = 1_000_000,
@@ -60,6 +63,7 @@ def run(
     data_dir: Annotated[
         Path | None, typer.Option(help="Folder with MedMNIST .npz files.", envvar="EQDP_DATA_DIR")
     ] = None,
+    verify_md5: Annotated[bool, typer.Option(help="Check data files' MD5.")] = True,
 ) -> None:
     """Run trials until the study holds --trials finished ones (resumable, shareable).
 
@@ -88,14 +92,14 @@ def run(
                 "lr": lr,
                 "seed": seed,
                 "max_macs": max_mmacs,
-                "max_params": max_params,
+                "max_params": max_params, "min_group_order": min_group_order,
                 "prune_margin": prune_margin,
             },  # fmt: skip
             "search",
         )
         run_search(
             study, config, trials, workers=workers, executor=executor, threads=threads,
-            data_dir=str(data_dir) if data_dir else None, device=device,
+            data_dir=str(data_dir) if data_dir else None, device=device, verify_md5=verify_md5,
             slurm={"partition": partition, "time_min": time_min, "gpus": gpus},
             console=console,
         )  # fmt: skip

@@ -8,6 +8,7 @@ is what ``--model my-spec.json`` and ``create_model("my-spec.json", ...)`` use.
 
 from __future__ import annotations
 
+import json
 import re
 from functools import cache
 from pathlib import Path
@@ -37,26 +38,37 @@ def with_dropout(spec: ArchSpec, dropout: float | None) -> ArchSpec:
 
 
 def matched_twin(spec: ArchSpec, match: str) -> ArchSpec:
-    """The C1 twin with as many MACs (same channels) or as many parameters as ``spec``.
+    """The C1 twin with as many MACs or as many parameters as ``spec``.
 
-    MACs: each stage keeps its channel count, so the convolutions cost the same.
-    Parameters: one width factor on all channels, found by bisection (an equivariant
-    layer has fewer free weights than a plain one with its channels, so the twin is
-    narrower).
+    One width factor on all the twin's channels, found by bisection. At factor 1
+    every stage keeps its channels (fields x |G|); that already matches the MACs of
+    full convolutions, but a fieldwise convolution of a regular field mixes its |G|
+    channels while the twin's depthwise one does not, and an equivariant layer has
+    fewer free weights than a plain one, so both matches need their own factor.
     """
     if match not in TWIN_MATCHES:
         raise EqdpError(f"unknown twin match {match!r}; valid choices: {', '.join(TWIN_MATCHES)}")
-    if match == "macs":
-        return trivial_twin(spec)
-    from eqdp.models.info import count_parameters
+    return _matched_twin(json.dumps(spec.as_dict(), sort_keys=True), match)
 
-    target = count_parameters(build_network(spec, 1, 2))
-    low, high = 0.05, 1.5
-    for _ in range(30):
+
+@cache
+def _matched_twin(spec_json: str, match: str) -> ArchSpec:
+    from eqdp.models.info import count_macs, count_parameters
+
+    spec = ArchSpec.from_dict(json.loads(spec_json))
+    shape = (1, spec.resolution, spec.resolution)
+
+    def size(candidate: ArchSpec) -> int:
+        model = build_network(candidate, 1, 2)
+        return count_parameters(model) if match == "params" else count_macs(model, shape)
+
+    target = size(spec)
+    low, high = 0.05, 4.0
+    for _ in range(16):
         middle = (low + high) / 2
-        params = count_parameters(build_network(trivial_twin(spec, middle), 1, 2))
-        low, high = (middle, high) if params < target else (low, middle)
-    return trivial_twin(spec, (low + high) / 2)
+        low, high = (middle, high) if size(trivial_twin(spec, middle)) < target else (low, middle)
+    candidates = [trivial_twin(spec, low), trivial_twin(spec, high)]
+    return min(candidates, key=lambda twin: abs(size(twin) - target))
 
 
 def _register_family() -> None:

@@ -23,6 +23,10 @@ version-1 record implies, and where it comes from:
 - ``env.precision``: fp32 evaluation for geometric (it always evaluated in
   float32), the training precision otherwise.
 - ``setting`` is dropped; ``key`` and ``label`` are computed.
+
+Renamed models (any schema): eqdp 0.1-0.2's hand-designed ``eq-nasnet`` is
+``eq-resnet-d4`` since the searched Eq-NASNet family landed (``eq-nasnet`` now
+names the searched B0), so an old record keeps describing the network it ran.
 """
 
 from __future__ import annotations
@@ -42,6 +46,8 @@ V1_MODEL_DEFAULTS: dict[str, dict[str, Any]] = {
     "eq-cnn": {"group": "D4", "widths": [8, 16, 32]},
     "eq-nasnet": {"group": "D4", "width_multiplier": 1.0, "depth_multiplier": 1.0, "dropout": 0.1},
 }
+# Old name -> current name of models whose name now means another network.
+RENAMED_MODELS: dict[str, str] = {"eq-nasnet": "eq-resnet-d4"}
 V1_DEFAULT_ATTACKS = ["fgsm", "pgd-linf", "pgd-l2"]
 V1_PGD_STEPS = 10
 V1_ANGLE_STEP = 15.0
@@ -51,7 +57,7 @@ _EVALUATIONS = ("adversarial", "geometric")
 
 def migrate_records(records: list[Any]) -> list[Any]:
     """Every record at the current schema (records already current are returned as they are)."""
-    if all(isinstance(r, dict) and r.get("schema_version") == 2 for r in records):
+    if all(_current(r) for r in records):
         return records
     by_id = {r.get("run_id"): r for r in records if isinstance(r, dict)}
     migrated: dict[str, dict] = {}
@@ -69,7 +75,37 @@ def migrate_records(records: list[Any]) -> list[Any]:
         migrated[run_id] = new
         return new
 
-    return [upgrade(record) for record in records]
+    return [_renamed(upgrade(record)) for record in records]
+
+
+def _current(record: Any) -> bool:
+    return (
+        isinstance(record, dict)
+        and record.get("schema_version") == 2
+        and record.get("model") not in RENAMED_MODELS
+    )
+
+
+def _renamed(record: Any) -> Any:
+    """A schema-2 record of a renamed model, under the model's current name."""
+    if not isinstance(record, dict) or record.get("schema_version") != 2:
+        return record
+    new_name = RENAMED_MODELS.get(record.get("model"))
+    config = record.get("config")
+    if new_name is None or not isinstance(config, dict):
+        return record
+    from eqdp.results.identity import label, row_key
+
+    new = copy.deepcopy(record)
+    new["model"] = new["config"]["model"] = new_name
+    if isinstance(new.get("model_info"), dict) and "name" in new["model_info"]:
+        new["model_info"]["name"] = new_name
+    try:
+        new["key"] = row_key(new["config"])
+        new["label"] = label(new)
+    except Exception:  # noqa: BLE001 - an invalid record is reported by validation
+        return record
+    return new
 
 
 def _v1_to_v2(record: dict, source_of) -> dict:
@@ -155,7 +191,7 @@ def rewrite(directory: str | Path) -> int:
     count = 0
     for record in load_records(base, on_skip=None):
         path = Path(record["_path"])
-        if json.loads(path.read_text()).get("schema_version") == 2:
+        if _current(json.loads(path.read_text())):
             continue
         written = write_record(record, base)
         assert written == record_path(base, record), written

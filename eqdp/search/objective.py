@@ -42,6 +42,12 @@ class SearchConfig:
     max_macs: float = option(
         4 * EFFICIENTNET_B0_MACS / 1e6, "Trials above this many MMACs are pruned untrained.", gt=0
     )
+    min_group_order: int = option(
+        4,
+        "Smallest symmetry group (order) a network may restrict to: 4 keeps logits invariant "
+        "to C4, D2 or more; 1 lets stages become plain convolutions (C1).",
+        ge=1,
+    )
     max_params: int = option(1_000_000, "Trials above this many parameters are pruned.", gt=0)
     prune_margin: float = option(
         0.05,
@@ -64,7 +70,7 @@ def train_on_dataset(
     spec: ArchSpec,
     flag: str,
     config: SearchConfig,
-    data_dir: str | None,
+    data_source: tuple[str | None, bool],
     device: str,
     heartbeat: Callable[[], None] | None = None,
 ) -> dict[str, Any]:
@@ -75,7 +81,8 @@ def train_on_dataset(
     from eqdp.engine import fit, seed_everything, select_device
     from eqdp.models.arch.network import build_network
 
-    data = load_dataset(flag, config.size, data_dir).without_test()
+    data_dir, verify_md5 = data_source
+    data = load_dataset(flag, config.size, data_dir, verify_md5).without_test()
     if len(data.train) > config.max_train:
         labels = data.train.labels[:, 0]
         keep = stratified_subset(labels, config.max_train / len(data.train), config.seed)

@@ -31,6 +31,7 @@ def run_search(
     device: str = "auto",
     slurm: dict[str, Any] | None = None,
     console: Any = None,
+    verify_md5: bool = True,
 ) -> None:
     """Fill the study in ``folder`` up to ``trials`` finished trials."""
     from eqdp.data.medmnist_data import check_data_file
@@ -40,7 +41,7 @@ def run_search(
     if executor == "inline" and workers > 1:
         raise EqdpError("--workers > 1 needs --executor local or slurm")
     for flag in config.datasets:  # fail on a bad dataset before any work
-        check_data_file(flag, config.size, data_dir, True)
+        check_data_file(flag, config.size, data_dir, verify_md5)
     folder = create_study_folder(folder, config)
     before = finished_count(open_study(folder))
     if before >= trials:
@@ -49,9 +50,10 @@ def run_search(
     _say(console, f"{folder}: {before} finished trials, running up to {trials} "
                   f"with {workers} {executor} worker(s)")  # fmt: skip
     if executor == "inline":
-        _run_inline(folder, trials, data_dir, device, threads, before, console)
+        _run_inline(folder, trials, (data_dir, verify_md5), device, threads, before, console)
         return
-    _run_submitit(folder, trials, workers, executor, threads, data_dir, device, slurm, console)
+    data = (data_dir, verify_md5)
+    _run_submitit(folder, trials, workers, executor, threads, data, device, slurm, console)
 
 
 def _say(console: Any, line: str) -> None:
@@ -59,7 +61,7 @@ def _say(console: Any, line: str) -> None:
         console.print(line, highlight=False)
 
 
-def _run_inline(folder, trials, data_dir, device, threads, before, console) -> None:
+def _run_inline(folder, trials, data, device, threads, before, console) -> None:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
     with Progress(
@@ -72,10 +74,10 @@ def _run_inline(folder, trials, data_dir, device, threads, before, console) -> N
             progress.console.print(outcome.line, highlight=False)
             progress.update(task, completed=min(finished, trials))
 
-        run_worker(folder, trials, data_dir, device, threads, 0, on_trial)
+        run_worker(folder, trials, data, device, threads, 0, on_trial)
 
 
-def _run_submitit(folder, trials, workers, executor, threads, data_dir, device, slurm, console):
+def _run_submitit(folder, trials, workers, executor, threads, data, device, slurm, console):
     from eqdp.suites.executors import _submitit_executor
     from eqdp.suites.file import ExecutorSettings
 
@@ -89,7 +91,7 @@ def _run_submitit(folder, trials, workers, executor, threads, data_dir, device, 
     submitter = _submitit_executor(settings, Path(folder) / ".submitit", threads, workers)
     with submitter.batch():
         jobs = [
-            submitter.submit(run_worker, str(folder), trials, data_dir, device, threads, index)
+            submitter.submit(run_worker, str(folder), trials, data, device, threads, index)
             for index in range(workers)
         ]
     study = open_study(folder)

@@ -20,6 +20,7 @@ from __future__ import annotations
 from typing import Any
 
 from eqdp.models.arch.spec import ArchSpec, HeadSpec, StageSpec, StemSpec
+from eqdp.models.equivariant.basis import group_order
 
 CHAINS: dict[str, tuple[str, ...]] = {
     "rotation": ("D8", "D4", "C4", "C2", "C1"),
@@ -31,11 +32,26 @@ STEM_FIELDS = (2, 3, 4, 6, 8)
 MAX_HALVINGS = 3
 
 
-def suggest_spec(trial: Any, name: str = "") -> ArchSpec:
-    """The architecture a trial's choices describe (``trial`` is an ``optuna.Trial``)."""
-    chain_name = trial.suggest_categorical("chain", list(CHAINS))
-    chain = CHAINS[chain_name]
-    position = trial.suggest_categorical(f"start_{chain_name}", list(STEM_STARTS[chain_name]))
+def allowed_chains(min_group_order: int) -> dict[str, tuple[str, ...]]:
+    """The chains cut where a group would be smaller than ``min_group_order``."""
+    chains = {
+        name: tuple(g for g in chain if group_order(g) >= min_group_order)
+        for name, chain in CHAINS.items()
+    }
+    return {name: chain for name, chain in chains.items() if chain}
+
+
+def suggest_spec(trial: Any, min_group_order: int = 1, name: str = "") -> ArchSpec:
+    """The architecture a trial's choices describe (``trial`` is an ``optuna.Trial``).
+
+    ``min_group_order`` bounds how far down its chain a network may go, so its
+    logits stay invariant to a group of at least that order (1: down to C1).
+    """
+    chains = allowed_chains(min_group_order)
+    chain_name = trial.suggest_categorical("chain", list(chains))
+    chain = chains[chain_name]
+    starts = [p for p in STEM_STARTS[chain_name] if p < len(chain)]
+    position = trial.suggest_categorical(f"start_{chain_name}", starts)
     halvings = 0
     stem_downsample = trial.suggest_categorical("stem_downsample", ["none", "avgpool"])
     halvings += stem_downsample == "avgpool"

@@ -38,6 +38,7 @@ STUDY_NAME = "eq-nasnet"
 JOURNAL = "study.journal"
 CONFIG_FILE = "config.json"
 OBJECTIVES = ("val_auc", "mmacs")
+LOCK_GRACE_SECONDS = 20
 STALE_MINUTES = 30.0  # a trial whose worker on another host was silent this long is dead
 
 
@@ -94,9 +95,13 @@ def open_study(folder: str | Path, sampler_seed: int | None = None):
     """The Optuna study in ``folder`` (created on first use)."""
     optuna = _optuna()
     from optuna.storages import JournalStorage
-    from optuna.storages.journal import JournalFileBackend
+    from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock
 
-    storage = JournalStorage(JournalFileBackend(str(Path(folder) / JOURNAL)))
+    path = str(Path(folder) / JOURNAL)
+    # A worker killed while it holds the file lock leaves the lock behind; after the grace
+    # period the next worker breaks it (appends take milliseconds).
+    lock = JournalFileOpenLock(path, grace_period=LOCK_GRACE_SECONDS)
+    storage = JournalStorage(JournalFileBackend(path, lock_obj=lock))
     sampler = optuna.samplers.TPESampler(
         multivariate=True, group=True, constant_liar=True, seed=sampler_seed,
         n_startup_trials=12,
@@ -153,7 +158,8 @@ def finished_count(study) -> int:
     return len(study.get_trials(deepcopy=False, states=states))
 
 
-def make_objective(config: SearchConfig, data_dir: str | None, device: str):
+def make_objective(config: SearchConfig, data: tuple[str | None, bool], device: str):
+    """The trial function; ``data`` is (data folder, verify MD5)."""
     optuna = _optuna()
     from optuna.trial import TrialState
 
@@ -162,7 +168,7 @@ def make_objective(config: SearchConfig, data_dir: str | None, device: str):
     def objective(trial) -> tuple[float, float]:
         for key, value in worker_identity().items():
             trial.set_user_attr(key, value)
-        spec = suggest_spec(trial)
+        spec = suggest_spec(trial, config.min_group_order)
         params, macs = measure(spec, config.size)
         trial.set_user_attr("spec", spec.as_dict())
         trial.set_user_attr("params", params)
@@ -177,7 +183,7 @@ def make_objective(config: SearchConfig, data_dir: str | None, device: str):
 
         aucs: list[float] = []
         for index, flag in enumerate(config.datasets):
-            outcome = train_on_dataset(spec, flag, config, data_dir, device, heartbeat)
+            outcome = train_on_dataset(spec, flag, config, data, device, heartbeat)
             trial.set_user_attr(f"val_{flag}", outcome)
             aucs.append(outcome["auc"])
             last = index == len(config.datasets) - 1
@@ -214,7 +220,7 @@ def _dominating(study, config: SearchConfig, aucs: list[float], mmacs: float) ->
 def run_worker(
     folder: str | Path,
     trials: int,
-    data_dir: str | None = None,
+    data: tuple[str | None, bool] = (None, True),
     device: str = "auto",
     threads: int | None = None,
     worker: int = 0,
@@ -230,7 +236,7 @@ def run_worker(
     study = open_study(folder, sampler_seed=seed)
     fail_stale_trials(study)
     optuna = _optuna()
-    objective = make_objective(config, data_dir, device)
+    objective = make_objective(config, data, device)
     ran = 0
 
     def callback(study, trial) -> None:

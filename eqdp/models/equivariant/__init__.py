@@ -7,10 +7,10 @@ from eqdp.models.equivariant.layers import (
     FieldGroupNorm,
     GroupPool,
 )
-from eqdp.models.equivariant.networks import EqNASNet, EquivariantCNN
+from eqdp.models.equivariant.networks import EqResNet, EquivariantCNN
 
 __all__ = [
-    "EqNASNet",
+    "EqResNet",
     "EquivariantAvgPool",
     "EquivariantCNN",
     "EquivariantConv2d",

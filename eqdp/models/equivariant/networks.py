@@ -1,4 +1,6 @@
-"""Equivariant networks over regular fields: ``eq-cnn`` and the ``eq-nasnet`` family.
+"""Hand-designed equivariant networks over regular fields: ``eq-cnn`` and ``eq-resnet-d4``.
+
+The searched Eq-NASNet family is built from specs: see ``eqdp.models.nasnet``.
 
 Both end in group pooling, global average pooling and a linear layer, so their
 logits are invariant to the group (exactly, for D4 acting by rot90 and flips).
@@ -105,14 +107,17 @@ class EquivariantResidualBlock(nn.Module):
         return self.relu(out + self.shortcut(x))
 
 
-# (fields per stage, blocks per stage) of the B0 member; width/depth multipliers scale it
-# the way EfficientNet's compound scaling does.
-EQ_NASNET_B0_WIDTHS: tuple[int, ...] = (6, 12, 24)
-EQ_NASNET_B0_DEPTHS: tuple[int, ...] = (1, 1, 1)
+# (fields per stage, blocks per stage); width/depth multipliers scale them.
+EQ_RESNET_WIDTHS: tuple[int, ...] = (6, 12, 24)
+EQ_RESNET_DEPTHS: tuple[int, ...] = (1, 1, 1)
 
 
-class EqNASNet(nn.Module):
-    """Hand-designed residual equivariant family; stage i runs at resolution / 2**i."""
+class EqResNet(nn.Module):
+    """Hand-designed residual equivariant network; stage i runs at resolution / 2**i.
+
+    eqdp 0.1-0.2 called it ``eq-nasnet`` although no search had produced it; the
+    committed records of that name were renamed (``eqdp.results.migrations``).
+    """
 
     def __init__(
         self,
@@ -125,8 +130,8 @@ class EqNASNet(nn.Module):
     ) -> None:
         super().__init__()
         self.group = group
-        widths = [max(1, round(w * width_multiplier)) for w in EQ_NASNET_B0_WIDTHS]
-        depths = [max(1, math.ceil(d * depth_multiplier)) for d in EQ_NASNET_B0_DEPTHS]
+        widths = [max(1, round(w * width_multiplier)) for w in EQ_RESNET_WIDTHS]
+        depths = [max(1, math.ceil(d * depth_multiplier)) for d in EQ_RESNET_DEPTHS]
         self.stem = ConvNormAct(group, in_channels, widths[0], in_kind="trivial")
         stages: list[nn.Module] = []
         fields = widths[0]
@@ -144,12 +149,13 @@ class EqNASNet(nn.Module):
 
 
 @register_model(
-    "eq-nasnet",
+    "eq-resnet-d4",
     family="equivariant",
     group="D4",
-    description="Eq-NASNet B0: residual D4-equivariant stages (6-12-24 regular fields)",
+    description="hand-designed residual D4 network, 6-12-24 regular fields (the pre-search "
+    "'eq-nasnet' of eqdp 0.1-0.2)",
 )
-def eq_nasnet(
+def eq_resnet_d4(
     in_channels: int,
     num_classes: int,
     *,
@@ -160,4 +166,4 @@ def eq_nasnet(
     depth_multiplier: float = 1.0,
     dropout: float = 0.1,
 ) -> nn.Module:
-    return EqNASNet(in_channels, num_classes, group, width_multiplier, depth_multiplier, dropout)
+    return EqResNet(in_channels, num_classes, group, width_multiplier, depth_multiplier, dropout)

@@ -1,0 +1,125 @@
+"""ArchSpec networks: spec validation, exact invariance along subgroup chains, the full
+grid basis, the C1 twin, spec files through create_model."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import torch
+
+import eqdp
+from eqdp.errors import EqdpError
+from eqdp.models import count_macs, count_parameters
+from eqdp.models.arch import ArchSpec, StageSpec, StemSpec, build_network, scaled, trivial_twin
+from eqdp.models.equivariant.basis import apply_grid_action, grid_actions, steerable_basis
+from eqdp.models.nasnet import matched_twin
+
+
+def spec_with(groups: tuple[str, ...], basis: str = "bandlimited", **stage) -> ArchSpec:
+    stem_group, *stage_groups = groups
+    blocks = ["inverted", "bottleneck", "basic"]
+    stages = tuple(
+        StageSpec(block=stage.get("block", blocks[i % 3]), blocks=1, fields=2 + i, group=g,
+                  expansion=2.0, downsample="avgpool" if i else "none")
+        for i, g in enumerate(stage_groups)
+    )  # fmt: skip
+    return ArchSpec(name="t", stem=StemSpec(fields=2, group=stem_group), stages=stages, basis=basis)
+
+
+@pytest.mark.parametrize(
+    "groups",
+    [("D8", "D4", "C4", "C2", "C1"), ("D4", "D4", "C4"), ("D4", "D2", "D1"), ("C4", "C2", "C2")],
+    ids=lambda g: ">".join(g),
+)
+@pytest.mark.parametrize("size", [28, 64])
+def test_spec_networks_are_invariant_to_their_last_group(groups, size: int) -> None:
+    torch.manual_seed(0)
+    model = build_network(spec_with(groups), 3, 4).eval()
+    assert model.group == groups[-1]
+    x = torch.randn(2, 3, size, size)
+    actions = grid_actions(model.group)
+    with torch.no_grad():
+        outputs = [model(apply_grid_action(x, a)) for a in actions]
+    assert max((o - outputs[0]).abs().max().item() for o in outputs) <= 1e-4
+
+
+def test_a_network_stepped_down_to_c4_is_not_invariant_to_flips() -> None:
+    torch.manual_seed(0)
+    model = build_network(spec_with(("D4", "C4", "C4")), 1, 2).eval()
+    x = torch.randn(2, 1, 28, 28)
+    with torch.no_grad():
+        assert (model(x.flip(-1)) - model(x)).abs().max() > 1e-3
+
+
+@pytest.mark.parametrize(
+    ("group", "in_kind", "bandlimited", "full"),
+    [("C4", "regular", 24, 36), ("D4", "regular", 48, 72), ("D4", "trivial", 6, 9)],
+)
+def test_full_grid_basis_has_every_grid_equivariant_filter(group, in_kind, bandlimited, full):
+    harmonic = steerable_basis(group, in_kind, "regular", 3)
+    grid = steerable_basis(group, in_kind, "regular", 3, basis="full")
+    assert (harmonic.shape[0], grid.shape[0]) == (bandlimited, full)
+    # escnn's band-limited filters lie in the span of the full basis (orthonormal rows).
+    flat_grid, flat_harmonic = grid.flatten(1).double(), harmonic.flatten(1).double()
+    projected = flat_harmonic @ flat_grid.T @ flat_grid
+    assert torch.allclose(projected, flat_harmonic, atol=1e-5)
+
+
+def test_full_basis_network_is_invariant_and_refuses_off_grid_groups() -> None:
+    torch.manual_seed(0)
+    model = build_network(spec_with(("D4", "D4", "C4"), basis="full"), 1, 2).eval()
+    x = torch.randn(1, 1, 28, 28)
+    with torch.no_grad():
+        outputs = [model(apply_grid_action(x, a)) for a in grid_actions("C4")]
+    assert max((o - outputs[0]).abs().max().item() for o in outputs) <= 1e-4
+    with pytest.raises(EqdpError, match="full grid basis needs groups acting on the pixel grid"):
+        spec_with(("D8", "D4", "C4"), basis="full")
+
+
+@pytest.mark.parametrize(
+    ("groups", "message"),
+    [(("C4", "D4", "C4"), "D4 is not a subgroup of C4"), (("D4", "C2", "D1"), "not a subgroup")],
+)
+def test_groups_may_only_shrink(groups, message: str) -> None:
+    with pytest.raises(EqdpError, match=message):
+        spec_with(groups)
+
+
+def test_spec_file_round_trip_and_create_model(tmp_path: Path) -> None:
+    spec = spec_with(("D4", "D4", "C4"))
+    path = spec.save(tmp_path / "spec.json")
+    assert ArchSpec.load(path) == spec
+    model = eqdp.create_model(str(path), 1, 2)
+    assert model.group == "C4" and count_parameters(model) > 0
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({**spec.as_dict(), "stages": [{"block": "dense"}]}))
+    with pytest.raises(EqdpError, match="block"):
+        ArchSpec.load(bad)
+
+
+@pytest.mark.parametrize("match", ["macs", "params"])
+def test_c1_twin_matches_macs_or_params(match: str) -> None:
+    spec = spec_with(("D4", "D4", "C4"))
+    twin_spec = matched_twin(spec, match)
+    assert set(twin_spec.groups) == {"C1"} and twin_spec.basis == "full"
+    equivariant, twin = build_network(spec, 1, 2), build_network(twin_spec, 1, 2)
+    if match == "macs":
+        ours, theirs = count_macs(equivariant, (1, 28, 28)), count_macs(twin, (1, 28, 28))
+    else:
+        ours, theirs = count_parameters(equivariant), count_parameters(twin)
+    assert abs(theirs - ours) / ours < 0.1
+    with pytest.raises(EqdpError, match="unknown twin match 'flops'"):
+        matched_twin(spec, "flops")
+
+
+def test_scaling_grows_the_network() -> None:
+    spec = spec_with(("D4", "D4", "C4"))
+    macs = count_macs(build_network(spec, 1, 2), (1, 28, 28))
+    assert count_parameters(build_network(trivial_twin(spec), 1, 2)) > 0
+    bigger = scaled(spec, width=1.5, depth=2.0, resolution=1.25)
+    assert bigger.resolution == 35 and all(s.blocks == 2 for s in bigger.stages)
+    assert count_macs(build_network(bigger, 1, 2), (1, 28, 28)) > macs
+    assert replace(spec, name="x").name == "x"
