@@ -123,3 +123,23 @@ def test_scaling_grows_the_network() -> None:
     assert bigger.resolution == 35 and all(s.blocks == 2 for s in bigger.stages)
     assert count_macs(build_network(bigger, 1, 2), (1, 28, 28)) > macs
     assert replace(spec, name="x").name == "x"
+
+
+def test_compound_scaling_grid_and_family(tmp_path: Path, monkeypatch) -> None:
+    from eqdp.data import make_synthetic_npz
+    from eqdp.search import compound
+
+    assert all(
+        abs(a * b * b * g * g - 2) <= compound.TOLERANCE for a, b, g in compound.candidates()
+    )
+    assert (1.2, 1.1, 1.15) in compound.candidates()  # EfficientNet's own coefficients
+    make_synthetic_npz(tmp_path, "breastmnist", 64, n_per_split=(32, 16, 16), seed=0)
+    monkeypatch.setattr(compound, "candidates", lambda: [(1.4, 1.0, 1.3), (1.2, 1.1, 1.15)])
+    b0 = spec_with(("D4", "D4", "C4"))
+    grid = compound.grid_search(b0, epochs=1, seeds=(0,), data_dir=str(tmp_path), verify_md5=False)
+    assert [row["resolution"] for row in grid["candidates"]] == [36, 32]
+    assert set(grid["chosen"]) == {"alpha", "beta", "gamma"}
+    paths = compound.write_family(b0, grid, tmp_path / "specs")
+    family = [ArchSpec.load(p) for p in paths]
+    macs = [count_macs(build_network(s, 1, 2), (1, s.resolution, s.resolution)) for s in family]
+    assert macs == sorted(macs) and len(set(macs)) == 3

@@ -27,7 +27,18 @@ from eqdp.privacy import DPOptions, poisson_loader, rdp_epsilon, spent_epsilon
 from eqdp.privacy.dp_sgd import DPSGD, Schedule, average_over_views
 from eqdp.privacy.grad_sample.equivariant_conv import skip_batch_filter_gradients
 
+# A spec with every block type, a fieldwise conv and two group restrictions (D8 > D4 > C4).
+MIXED_SPEC = {
+    "name": "mixed",
+    "stem": {"fields": 2, "group": "D8", "downsample": "avgpool"},
+    "stages": [
+        {"block": "inverted", "blocks": 1, "fields": 2, "group": "D4", "expansion": 2.0},
+        {"block": "bottleneck", "blocks": 1, "fields": 2, "group": "C4", "expansion": 2.0},
+        {"block": "basic", "blocks": 1, "fields": 2, "group": "C4", "downsample": "none"},
+    ],
+}
 DP_MODELS = {
+    "arch-spec": {"spec": MIXED_SPEC},
     "cnn": {"width": 4},
     "resnet18": {"width": 4},
     "efficientnet-b0": {"image_size": 16},  # float64 depthwise convs are slow on CPU

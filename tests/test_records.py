@@ -390,3 +390,18 @@ def test_a_record_whose_configuration_cannot_be_read_is_skipped_and_reported(tmp
     assert [r["seed"] for r in records] == [0]
     assert any("epochs = 'ten'" in why for why in skipped)
     assert any("unknown benchmark 'olympics'" in why for why in skipped)
+
+
+def test_records_of_the_pre_search_eq_nasnet_load_under_its_new_name(tmp_path: Path) -> None:
+    from eqdp.results.migrations import rewrite
+
+    old = make_record(0, 0.9, "eq-nasnet")
+    path = tmp_path / "standard" / "breastmnist_28" / "eq-nasnet" / f"{old['run_id']}.json"
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps(old))
+    (loaded,) = load_records(tmp_path)
+    assert loaded["model"] == loaded["config"]["model"] == "eq-resnet-d4"
+    assert loaded["run_id"] == old["run_id"]
+    assert rewrite(tmp_path) == 1 and not path.exists()
+    (moved,) = (tmp_path / "standard" / "breastmnist_28" / "eq-resnet-d4").glob("*.json")
+    assert json.loads(moved.read_text())["model"] == "eq-resnet-d4"

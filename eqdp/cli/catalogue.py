@@ -8,7 +8,7 @@ import typer
 from rich.table import Table
 
 from eqdp.cli.common import app, console, guarded
-from eqdp.errors import unknown_choice
+from eqdp.errors import EqdpError, unknown_choice
 
 LIST_WHATS = ("models", "benchmarks", "datasets", "attacks")
 
@@ -42,15 +42,24 @@ def _models(table: Table) -> None:
 
     for column in ("model", "family", "group", "params", "MACs (1x28x28)", "description"):
         table.add_column(column)
+    aliases = {target: alias for alias, target in MODELS.aliases().items()}
     for name in list_models():
-        spec, info = MODELS.get(name), describe_model(name)
+        spec = MODELS.get(name)
+        description = spec.description
+        if name in aliases:
+            description = f"(also: {aliases[name]}) {description}"
+        try:
+            info = describe_model(name)
+        except EqdpError:  # a model that needs an option (arch-spec: its spec) to exist
+            table.add_row(name, spec.family, "-", "-", "-", description)
+            continue
         table.add_row(
             name,
             spec.family,
             info.group or "-",
             human_count(info.params),
             human_count(info.macs),
-            spec.description,
+            description,
         )
 
 
@@ -111,7 +120,7 @@ def info(
         from eqdp.data.catalog import FLAGS_2D, SIZES, dataset_info
         from eqdp.models import MODELS, describe_model
 
-        spec = MODELS.get(model)
+        spec = MODELS.get("arch-spec" if model.endswith(".json") else model)
         channels, classes = 1, 2
         if dataset is not None:
             if dataset not in FLAGS_2D:

@@ -135,3 +135,74 @@ def show(
             console.print(f"wrote {plot_front(summary, plot)}")
 
     guarded(body)
+
+
+@search_app.command("pick")
+def pick(
+    study: Study,
+    out: Annotated[Path, typer.Option(help="Where to write the chosen spec (JSON).")],
+    name: Annotated[str, typer.Option(help="Name of the chosen spec.")] = "eq-nasnet-b0",
+    max_mmacs: Annotated[
+        float | None,
+        typer.Option(help="MACs cap of the rule [default: EfficientNet-B0's at 28 px]."),
+    ] = None,
+) -> None:
+    """Write B0: the finished trial with the best mean val AUC at <= the MACs cap."""
+
+    def body() -> None:
+        from eqdp.models.arch.spec import ArchSpec
+        from eqdp.search.summary import choose_b0, summarize
+
+        summary = summarize(study)
+        trial = choose_b0(summary, max_mmacs)
+        description = (
+            f"searched: trial {trial['number']} of {study.name} (best mean val AUC "
+            f"{trial['val_auc']:.3f} at <= EfficientNet-B0's MACs)"
+        )
+        spec = ArchSpec.from_dict({**trial["spec"], "name": name, "description": description})
+        console.print(f"trial {trial['number']}: {spec.describe()} -> {spec.save(out)}")
+
+    guarded(body)
+
+
+@search_app.command("scale")
+def scale(
+    b0: Annotated[Path, typer.Option(help="The B0 spec file.")],
+    out: Annotated[Path, typer.Option(help="Where to write the grid search (JSON).")],
+    spec_dir: Annotated[
+        Path, typer.Option(help="Folder for the B1-B3 spec files.")
+    ] = Path("eqdp/models/specs"),
+    dataset: Annotated[str, typer.Option(help="Dataset with a 64 px file.")] = "breastmnist",
+    epochs: Annotated[int, typer.Option(help="Proxy epochs per candidate.")] = 20,
+    seeds: Annotated[str, typer.Option(help="Seeds per candidate, comma list.")] = "0,1",
+    data_dir: Annotated[
+        Path | None, typer.Option(help="Folder with MedMNIST .npz files.", envvar="EQDP_DATA_DIR")
+    ] = None,
+) -> None:
+    """Compound scaling: grid-search (alpha, beta, gamma) under alpha*beta^2*gamma^2 ~ 2 on
+    validation, then write B1-B3 (phi = 1, 2, 3)."""
+
+    def body() -> None:
+        from eqdp.cli.options import parse_list
+        from eqdp.models.arch.spec import ArchSpec
+        from eqdp.search.compound import grid_search, save_grid, write_family
+
+        spec = ArchSpec.load(b0)
+        seed_list = tuple(parse_list(seeds, "seed", int))
+
+        def show(row: dict) -> None:
+            console.print(
+                f"alpha {row['alpha']:.2f} beta {row['beta']:.2f} gamma {row['gamma']:.2f} "
+                f"({row['resolution']} px, {row['mmacs']:.2f} MMACs): val AUC "
+                f"{row['val_auc']:.3f}  [{row['seconds']:.0f} s]",
+                highlight=False,
+            )
+
+        grid = grid_search(
+            spec, dataset, epochs, seed_list, str(data_dir) if data_dir else None, on_result=show
+        )
+        console.print(f"chosen: {grid['chosen']} -> {save_grid(grid, out)}")
+        for path in write_family(spec, grid, spec_dir):
+            console.print(f"wrote {path}: {ArchSpec.load(path).describe()}")
+
+    guarded(body)

@@ -8,6 +8,11 @@ A block looks like::
 
 The word after ``eqdp:table`` names a benchmark: its table is drawn from the
 rows of the records it selects (``Benchmark.table`` and ``Benchmark.select``).
+Filters may follow, ``path=value`` on the record's configuration, e.g.
+``<!-- eqdp:table standard train.epochs=100 -->`` for the full-protocol rows.
+
+``<!-- eqdp:search NAME -->`` blocks hold the Pareto front of the committed
+search summary ``results/search/NAME/summary.json`` (``eqdp search show``).
 """
 
 from __future__ import annotations
@@ -22,23 +27,56 @@ from eqdp.results.records import load_records
 from eqdp.results.rows import aggregate_rows
 
 BLOCK = re.compile(
-    r"(<!-- eqdp:table (?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- /eqdp:table -->)", re.S
+    r"(<!-- eqdp:table (?P<name>[\w-]+)(?P<filters>(?: [\w.]+=[\w.-]+)*) -->\n)"
+    r"(?P<body>.*?)(<!-- /eqdp:table -->)",
+    re.S,
+)
+SEARCH_BLOCK = re.compile(
+    r"(<!-- eqdp:search (?P<name>[\w.-]+) -->\n)(?P<body>.*?)(<!-- /eqdp:search -->)", re.S
 )
 COMMITTED_RESULTS = "results"  # the README's tables come from the committed records
 
 
-def render_block(name: str, records: list[dict]) -> str:
+def render_block(name: str, records: list[dict], filters: str = "") -> str:
     benchmark = BENCHMARKS.get(name)
     if benchmark.table is None:
         raise EqdpError(f"benchmark {name!r} has no README table")
-    return benchmark.table(aggregate_rows(records_of(benchmark, records)))
+    chosen = [r for r in records_of(benchmark, records) if _matches(r, filters)]
+    return benchmark.table(aggregate_rows(chosen))
 
 
-def updated_readme(text: str, records: list[dict]) -> str:
+def _matches(record: dict, filters: str) -> bool:
+    for condition in filters.split():
+        path, expected = condition.split("=", 1)
+        value: object = record.get("config", {})
+        for part in path.split("."):
+            value = value.get(part) if isinstance(value, dict) else None
+        if str(value) != expected:
+            return False
+    return True
+
+
+def render_search_block(name: str, results: str | Path) -> str:
+    import json
+
+    from eqdp.search.summary import render
+
+    path = Path(results) / "search" / name / "summary.json"
+    if not path.is_file():
+        raise EqdpError(f"no search summary {path}; write it with `eqdp search show --export`")
+    return render(json.loads(path.read_text()), "markdown") + "\n"
+
+
+def updated_readme(text: str, records: list[dict], results: str | Path = "results") -> str:
     def replace(match: re.Match) -> str:
-        return match.group(1) + render_block(match.group("name"), records) + match.group(4)
+        body = render_block(match.group("name"), records, match.group("filters"))
+        return match.group(1) + body + match.group(5)
 
-    return BLOCK.sub(replace, text)
+    def replace_search(match: re.Match) -> str:
+        body = render_search_block(match.group("name"), results)
+        return match.group(1) + body + match.group(4)
+
+    return SEARCH_BLOCK.sub(replace_search, BLOCK.sub(replace, text))
 
 
 def update_readme(
@@ -47,7 +85,8 @@ def update_readme(
     """Rewrite the generated blocks; with ``check`` only report. True if already up to date."""
     path = Path(readme)
     text = path.read_text()
-    new_text = updated_readme(text, load_records(results or COMMITTED_RESULTS, on_skip=None))
+    base = results or COMMITTED_RESULTS
+    new_text = updated_readme(text, load_records(base, on_skip=None), base)
     if not check and new_text != text:
         path.write_text(new_text)
     return new_text == text

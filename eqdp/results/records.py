@@ -206,12 +206,16 @@ def _config_problem(record: dict) -> str | None:
     return None
 
 
+NOT_RECORD_FOLDERS = frozenset({"checkpoints", "search"})
+
+
 def record_files(base: Path) -> list[Path]:
-    """Record files under ``base``: JSON files outside hidden folders and checkpoints."""
+    """Record files under ``base``: JSON files outside hidden folders, checkpoints and
+    architecture-search studies (``search/``: trials are not runs)."""
     files = []
     for folder, subfolders, names in os.walk(base):
         subfolders[:] = sorted(
-            d for d in subfolders if not d.startswith(".") and d != "checkpoints"
+            d for d in subfolders if not d.startswith(".") and d not in NOT_RECORD_FOLDERS
         )
         files += [
             Path(folder) / name

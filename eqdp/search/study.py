@@ -169,6 +169,13 @@ def make_objective(config: SearchConfig, data: tuple[str | None, bool], device: 
         for key, value in worker_identity().items():
             trial.set_user_attr(key, value)
         spec = suggest_spec(trial, config.min_group_order)
+        twin = _finished_twin(trial.study, spec)
+        if twin is not None:  # TPE proposed an architecture it has already scored
+            for key, value in twin.user_attrs.items():
+                if key.startswith("val_") or key in ("params", "mmacs", "spec"):
+                    trial.set_user_attr(key, value)
+            trial.set_user_attr("duplicate_of", twin.number)
+            return tuple(twin.values)
         params, macs = measure(spec, config.size)
         trial.set_user_attr("spec", spec.as_dict())
         trial.set_user_attr("params", params)
@@ -199,6 +206,18 @@ def make_objective(config: SearchConfig, data: tuple[str | None, bool], device: 
 
     objective.states = (TrialState.COMPLETE, TrialState.PRUNED)  # type: ignore[attr-defined]
     return objective
+
+
+def _finished_twin(study, spec):
+    """A finished trial of the same architecture (same proxy training: same values)."""
+    from optuna.trial import TrialState
+
+    wanted = spec.as_dict()
+    for other in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+        stored = other.user_attrs.get("spec")
+        if stored is not None and {**stored, "name": wanted["name"]} == wanted:
+            return other
+    return None
 
 
 def _dominating(study, config: SearchConfig, aucs: list[float], mmacs: float) -> int | None:

@@ -19,7 +19,7 @@ def summarize(folder: str | Path) -> dict[str, Any]:
 
     config = load_config(folder)
     study = open_study(folder)
-    trials, counts = [], {}
+    trials, counts, first_of = [], {}, {}
     for trial in study.get_trials(deepcopy=False):
         state = trial.state.name.lower()
         counts[state] = counts.get(state, 0) + 1
@@ -35,9 +35,12 @@ def summarize(folder: str | Path) -> dict[str, Any]:
                 attrs[f"val_{f}"]["seconds"] for f in config.datasets if f"val_{f}" in attrs
             ), 1),
             "pruned": attrs.get("pruned"),
+            "duplicate_of": _first_with_spec(first_of, trial.number, state, attrs.get("spec")),
+            "architecture": _architecture(attrs.get("spec")),
             "spec": attrs.get("spec"),
         })  # fmt: skip
-    complete = [t for t in trials if t["state"] == "complete"]
+    # A repeated proposal is not a new point: the front and the plot use the first.
+    complete = [t for t in trials if t["state"] == "complete" and t["duplicate_of"] is None]
     front = pareto_front(complete)
     return {
         "study": str(folder),
@@ -48,6 +51,15 @@ def summarize(folder: str | Path) -> dict[str, Any]:
         "front": [t["number"] for t in front],
         "trials": trials,
     }
+
+
+def _first_with_spec(first_of: dict, number: int, state: str, spec: dict | None) -> int | None:
+    """The first finished trial with this architecture, if it is not this one."""
+    if state != "complete" or spec is None:
+        return None
+    key = json.dumps({**spec, "name": ""}, sort_keys=True)
+    first = first_of.setdefault(key, number)
+    return None if first == number else first
 
 
 def pareto_front(trials: list[dict]) -> list[dict]:
@@ -68,7 +80,10 @@ def choose_b0(summary: dict, max_mmacs: float | None = None) -> dict:
     """The rule for B0: the best mean val AUC among finished trials at <= EfficientNet-B0's
     MACs (at the search resolution); ties go to fewer MACs."""
     cap = max_mmacs if max_mmacs is not None else summary["reference_mmacs"]["efficientnet-b0"]
-    eligible = [t for t in summary["trials"] if t["state"] == "complete" and t["mmacs"] <= cap]
+    eligible = [
+        t for t in summary["trials"]
+        if t["state"] == "complete" and t["mmacs"] <= cap and t["duplicate_of"] is None
+    ]  # fmt: skip
     if not eligible:
         raise EqdpError(f"no finished trial at <= {cap:.2f} MMACs")
     return max(eligible, key=lambda t: (t["val_auc"], -t["mmacs"]))
@@ -83,7 +98,7 @@ def _rows(summary: dict) -> list[list[str]]:
         per_dataset = [f"{trial['val'].get(f, float('nan')):.3f}" for f in flags]
         rows.append([
             str(number), f"{trial['mmacs']:.2f}", f"{trial['params']:,}",
-            f"{trial['val_auc']:.3f}", *per_dataset, _architecture(trial["spec"]),
+            f"{trial['val_auc']:.3f}", *per_dataset, trial["architecture"],
         ])  # fmt: skip
     return rows
 
@@ -105,6 +120,8 @@ def render(summary: dict, format: str = "table") -> str:
     headers = ["trial", "MMACs", "params", "val AUC", *flags, "architecture"]
     rows = _rows(summary)
     counts = ", ".join(f"{n} {state}" for state, n in sorted(summary["counts"].items()))
+    repeats = sum(t.get("duplicate_of") is not None for t in summary["trials"])
+    counts += f" ({repeats} complete ones repeated an earlier architecture)" if repeats else ""
     title = f"{summary['study']}: {counts}; Pareto front ({len(rows)} trials):"
     if format == "markdown":
         lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
@@ -132,7 +149,9 @@ def plot_front(summary: dict, path: str | Path) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    complete = [t for t in summary["trials"] if t["state"] == "complete"]
+    complete = [
+        t for t in summary["trials"] if t["state"] == "complete" and t["duplicate_of"] is None
+    ]
     by_number = {t["number"]: t for t in complete}
     front = [by_number[n] for n in summary["front"]]
     figure, axes = plt.subplots(figsize=(6.4, 4.2))
