@@ -143,3 +143,50 @@ def test_compound_scaling_grid_and_family(tmp_path: Path, monkeypatch) -> None:
     family = [ArchSpec.load(p) for p in paths]
     macs = [count_macs(build_network(s, 1, 2), (1, s.resolution, s.resolution)) for s in family]
     assert macs == sorted(macs) and len(set(macs)) == 3
+
+
+FAMILY = [f"eq-nasnet-b{i}" for i in range(4)]
+
+
+@pytest.mark.parametrize("name", FAMILY)
+@pytest.mark.parametrize("size", [28, 64])
+def test_family_members_are_invariant_to_their_final_group(name: str, size: int) -> None:
+    torch.manual_seed(0)
+    model = eqdp.create_model(name, 3, 4, image_size=size).eval()
+    assert model.group == eqdp.models.model_spec(name).group
+    x = torch.randn(2, 3, size, size)
+    with torch.no_grad():
+        outputs = [model(apply_grid_action(x, a)) for a in grid_actions(model.group)]
+    assert len(outputs) >= 4
+    assert max((o - outputs[0]).abs().max().item() for o in outputs) <= 1e-4
+
+
+def test_family_costs_grow_and_b0_is_the_alias() -> None:
+    from eqdp.models import describe_model, model_spec
+
+    specs = [model_spec(name) for name in FAMILY]
+    macs = []
+    for name in FAMILY:
+        resolution = eqdp.models.nasnet.family_spec(name).resolution
+        macs.append(describe_model(name, image_size=resolution).macs)
+    assert macs == sorted(macs) and len(set(macs)) == 4, macs
+    assert all(spec.family == "equivariant" for spec in specs)
+    assert eqdp.models.MODELS.canonical("eq-nasnet") == "eq-nasnet-b0"
+    b0 = describe_model("eq-nasnet-b0")
+    assert b0.macs <= describe_model("efficientnet-b0").macs  # the search's target
+    twin = describe_model("nasnet-b0")
+    assert twin.group is None and abs(twin.macs - b0.macs) / b0.macs < 0.1
+
+
+def test_run_config_stores_the_canonical_family_name(tmp_path: Path) -> None:
+    from eqdp.benchmarks.execute import resolve_config
+    from eqdp.config import RunConfig
+    from eqdp.data import make_synthetic_npz
+
+    make_synthetic_npz(tmp_path, "breastmnist", 28)
+    config = RunConfig("standard", "eq-nasnet", "breastmnist", data_dir=str(tmp_path),
+                       verify_md5=False)  # fmt: skip
+    assert resolve_config(config).model == "eq-nasnet-b0"
+    spec_file = spec_with(("D4", "C4")).save(tmp_path / "mine.json")
+    resolved = resolve_config(config.replace(model=str(spec_file)))
+    assert resolved.model == "arch-spec" and resolved.model_kwargs["spec"]["name"] == "t"

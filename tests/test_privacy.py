@@ -44,6 +44,8 @@ DP_MODELS = {
     "efficientnet-b0": {"image_size": 16},  # float64 depthwise convs are slow on CPU
     "eq-cnn": {"widths": (2, 4)},
     "eq-resnet-d4": {},
+    "eq-nasnet-b0": {},
+    "nasnet-b0": {},
 }
 
 

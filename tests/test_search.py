@@ -55,7 +55,7 @@ def test_search_runs_end_to_end_without_reading_test(synthetic_dir, tmp_path, mo
     monkeypatch.setattr(loop, "evaluate_split", evaluate)
     study = tmp_path / "study"
     result = search(synthetic_dir, study, "--trials", "3", *TINY, "--datasets",
-                    "breastmnist,retinamnist")  # fmt: skip
+                    "breastmnist,retinamnist", "--max-mmacs", "1000")  # fmt: skip
     assert result.exit_code == 0, result.output
     assert "3/3" in result.output or "trial" in result.output
     assert evaluated and loaded_test
@@ -73,7 +73,8 @@ def test_search_runs_end_to_end_without_reading_test(synthetic_dir, tmp_path, mo
     finished = [t for t in summary["trials"] if t["state"] in ("complete", "pruned")]
     assert len(finished) >= 3
     # Resuming with other settings is refused before any work.
-    changed = search(synthetic_dir, study, "--trials", "4", *TINY, "--epochs", "2")
+    changed = search(synthetic_dir, study, "--trials", "4", *TINY, "--datasets",
+                     "breastmnist,retinamnist", "--max-mmacs", "1000", "--epochs", "2")  # fmt: skip
     assert changed.exit_code == 2 and "epochs: 1 -> 2" in changed.output
 
 
@@ -132,3 +133,43 @@ def test_two_local_workers_share_one_study(synthetic_dir: Path, tmp_path: Path) 
 def test_inline_refuses_several_workers(synthetic_dir, tmp_path, workers: int) -> None:
     result = search(synthetic_dir, tmp_path / "s", "--trials", "2", "--workers", str(workers))
     assert result.exit_code == 2 and "--executor local or slurm" in result.output
+
+
+def test_pareto_front_and_the_b0_rule() -> None:
+    from eqdp.errors import EqdpError
+    from eqdp.search.summary import choose_b0, pareto_front
+
+    def trial(number: int, auc: float, mmacs: float, duplicate_of=None) -> dict:
+        return {"number": number, "state": "complete", "val_auc": auc, "mmacs": mmacs,
+                "duplicate_of": duplicate_of}  # fmt: skip
+
+    trials = [trial(0, 0.7, 1.0), trial(1, 0.8, 2.0), trial(2, 0.75, 3.0), trial(3, 0.9, 9.0)]
+    assert [t["number"] for t in pareto_front(trials)] == [0, 1, 3]  # 2 is dominated by 1
+    summary = {"trials": trials + [trial(4, 0.8, 2.0, duplicate_of=1)],
+               "reference_mmacs": {"efficientnet-b0": 7.94}}  # fmt: skip
+    assert choose_b0(summary)["number"] == 1  # 3 is better but over EfficientNet-B0's MACs
+    assert choose_b0(summary, max_mmacs=10)["number"] == 3
+    with pytest.raises(EqdpError, match="no finished trial at <= 0.50 MMACs"):
+        choose_b0(summary, max_mmacs=0.5)
+
+
+def _slurm_is_up() -> bool:
+    from test_suites import _slurm_is_up as suites_slurm_is_up
+
+    return suites_slurm_is_up()
+
+
+@pytest.mark.skipif(
+    not _slurm_is_up(), reason="no Slurm cluster (scripts/slurm-local-cluster.sh up)"
+)
+def test_two_slurm_workers_share_one_study(synthetic_dir: Path, tmp_path: Path) -> None:
+    study = tmp_path / "study"
+    command = [sys.executable, "-m", "eqdp", "search", "run", "--study", str(study), "--data-dir",
+               str(synthetic_dir), "--no-verify-md5", "--trials", "4", *TINY, "--epochs", "3",
+               "--executor", "slurm", "--workers", "2", "--threads", "1",
+               "--time-min", "10"]  # fmt: skip
+    run = subprocess.run(command, capture_output=True, text=True, timeout=900)
+    assert run.returncode == 0, run.stdout + run.stderr
+    finished = [t for t in _trials(study) if t.state.name in ("COMPLETE", "PRUNED")]
+    assert len(finished) >= 4
+    assert len({t.user_attrs["pid"] for t in _trials(study)}) == 2

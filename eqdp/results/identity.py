@@ -159,6 +159,9 @@ def _format(spec: OptionSpec | None, name: str, value: Any) -> str:
 def _show(value: Any) -> str:
     from eqdp.config.fields import format_value
 
+    if isinstance(value, dict) and "stages" in value and "stem" in value:
+        # An architecture spec (model 'arch-spec'): its name and a digest of its content.
+        return f"{value.get('name', 'spec')}#{digest(value)[:6]}"
     return format_value(value)
 
 

@@ -46,6 +46,7 @@ class LeaderboardRow:
     params: int
     macs: int
     train_seconds_mean: float
+    images_per_second_mean: float = math.nan
     epsilon: float | None = None  # target epsilon of DP runs (inf: non-private reference)
 
     def as_dict(self) -> dict:
@@ -74,6 +75,7 @@ def leaderboard_row(row: Row) -> LeaderboardRow:
     auc = row.stat(lambda r: _number(r["metrics"]["test"].get("auc")))
     acc = row.stat(lambda r: _number(r["metrics"]["test"].get("acc")))
     seconds = row.stat(lambda r: _number(r.get("timing", {}).get("train_seconds")))[0]
+    speed = row.stat(lambda r: _number(r.get("timing", {}).get("images_per_second")))[0]
     return LeaderboardRow(
         benchmark=row.benchmark,
         dataset=row.dataset,
@@ -89,6 +91,7 @@ def leaderboard_row(row: Row) -> LeaderboardRow:
         params=int(info.get("params", 0)),
         macs=int(info.get("macs", 0)),
         train_seconds_mean=seconds,
+        images_per_second_mean=speed,
         epsilon=target_epsilon(privacy) if privacy is not None else None,
     )
 
@@ -140,7 +143,7 @@ def human_count(value: int) -> str:
 
 TABLE_HEADER = (
     "benchmark", "dataset", "model", "setting", "ε", "seeds",
-    "test AUC", "test ACC", "params", "MACs", "train s",
+    "test AUC", "test ACC", "params", "MACs", "train s", "img/s",
 )  # fmt: skip
 
 
@@ -157,6 +160,7 @@ def display_cells(row: LeaderboardRow) -> list[str]:
         human_count(row.params),
         human_count(row.macs),
         "–" if math.isnan(row.train_seconds_mean) else f"{row.train_seconds_mean:.0f}",
+        "–" if math.isnan(row.images_per_second_mean) else f"{row.images_per_second_mean:.0f}",
     ]
 
 

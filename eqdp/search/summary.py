@@ -165,7 +165,10 @@ def plot_front(summary: dict, path: str | Path) -> Path:
     axes.set_xlabel("MMACs per 28 px image")
     axes.set_ylabel("mean validation AUC (proxy training)")
     flags = ", ".join(summary["config"]["datasets"])
-    axes.set_title(f"Eq-NASNet search: {flags}", fontsize=10)
+    order = summary["config"].get("min_group_order", 1)
+    groups = "any group down to C1" if order == 1 else f"groups of order >= {order}"
+    name = Path(summary["study"]).name
+    axes.set_title(f"search {name}: {flags}; {groups}", fontsize=9)
     axes.legend(fontsize=8, loc="lower right")
     axes.grid(alpha=0.3)
     figure.tight_layout()

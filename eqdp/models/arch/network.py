@@ -89,7 +89,8 @@ class SpecNetwork(nn.Module):
     def __init__(self, spec: ArchSpec, in_channels: int, num_classes: int) -> None:
         super().__init__()
         self.spec = spec
-        self.group = spec.final_group
+        # Invariance beyond translations: none for a network that ends in C1 (a twin).
+        self.group = None if spec.final_group == "C1" else spec.final_group
         stem = spec.stem
         layers: list[nn.Module] = [
             EquivariantConv2d(
