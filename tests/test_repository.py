@@ -42,3 +42,12 @@ def test_console_script_enters_through_main_which_applies_the_environment() -> N
 
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     assert project["scripts"]["eqdp"] == "eqdp.cli:main"
+
+
+def test_readme_block_filters_select_on_the_configuration() -> None:
+    from eqdp.report.readme import _matches
+
+    record = {"config": {"train": {"epochs": 100}, "model": "cnn"}}
+    assert _matches(record, " train.epochs=100 model=cnn")
+    assert not _matches(record, " train.epochs!=100")
+    assert _matches(record, " train.epochs!=10")

@@ -8,8 +8,9 @@ A block looks like::
 
 The word after ``eqdp:table`` names a benchmark: its table is drawn from the
 rows of the records it selects (``Benchmark.table`` and ``Benchmark.select``).
-Filters may follow, ``path=value`` on the record's configuration, e.g.
-``<!-- eqdp:table standard train.epochs=100 -->`` for the full-protocol rows.
+Filters may follow, ``path=value`` or ``path!=value`` on the record's
+configuration, e.g. ``<!-- eqdp:table standard train.epochs=100 -->`` for the
+full-protocol rows.
 
 ``<!-- eqdp:search NAME -->`` blocks hold the Pareto front of the committed
 search summary ``results/search/NAME/summary.json`` (``eqdp search show``).
@@ -27,7 +28,7 @@ from eqdp.results.records import load_records
 from eqdp.results.rows import aggregate_rows
 
 BLOCK = re.compile(
-    r"(<!-- eqdp:table (?P<name>[\w-]+)(?P<filters>(?: [\w.]+=[\w.-]+)*) -->\n)"
+    r"(<!-- eqdp:table (?P<name>[\w-]+)(?P<filters>(?: [\w.]+!?=[\w.-]+)*) -->\n)"
     r"(?P<body>.*?)(<!-- /eqdp:table -->)",
     re.S,
 )
@@ -48,10 +49,11 @@ def render_block(name: str, records: list[dict], filters: str = "") -> str:
 def _matches(record: dict, filters: str) -> bool:
     for condition in filters.split():
         path, expected = condition.split("=", 1)
+        negated = path.endswith("!")
         value: object = record.get("config", {})
-        for part in path.split("."):
+        for part in path.rstrip("!").split("."):
             value = value.get(part) if isinstance(value, dict) else None
-        if str(value) != expected:
+        if (str(value) == expected) == negated:
             return False
     return True
 

@@ -137,6 +137,7 @@ def fail_stale_trials(study, stale_minutes: float = STALE_MINUTES) -> list[int]:
         dead = attrs.get("host") == here and not _pid_alive(int(attrs.get("pid", -1)))
         if not (dead or silent):
             continue
+        # Optuna has no public call to fail another process's trial; its storage does.
         study._storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
         if not trial.user_attrs.get("requeued"):
             study.enqueue_trial(trial.params, user_attrs={"requeued": trial.number})
@@ -161,8 +162,6 @@ def finished_count(study) -> int:
 def make_objective(config: SearchConfig, data: tuple[str | None, bool], device: str):
     """The trial function; ``data`` is (data folder, verify MD5)."""
     optuna = _optuna()
-    from optuna.trial import TrialState
-
     from eqdp.search.space import suggest_spec
 
     def objective(trial) -> tuple[float, float]:
@@ -204,7 +203,6 @@ def make_objective(config: SearchConfig, data: tuple[str | None, bool], device: 
                 raise optuna.TrialPruned(reason)
         return sum(aucs) / len(aucs), macs / 1e6
 
-    objective.states = (TrialState.COMPLETE, TrialState.PRUNED)  # type: ignore[attr-defined]
     return objective
 
 
@@ -251,11 +249,16 @@ def run_worker(
 
         torch.set_num_threads(threads)
     config = load_config(folder)
+    # Workers need different sampler seeds or they propose the same first trials; the
+    # search is therefore not bit-reproducible, only its trials' training is (config.seed).
     seed = config.seed * 1000 + worker + os.getpid() % 997
     study = open_study(folder, sampler_seed=seed)
     fail_stale_trials(study)
     optuna = _optuna()
+    from optuna.trial import TrialState
+
     objective = make_objective(config, data, device)
+    finished_states = (TrialState.COMPLETE, TrialState.PRUNED)
     ran = 0
 
     def callback(study, trial) -> None:
@@ -267,7 +270,7 @@ def run_worker(
     if finished_count(study) < trials:
         study.optimize(
             objective,
-            callbacks=[optuna.study.MaxTrialsCallback(trials, states=objective.states), callback],
+            callbacks=[optuna.study.MaxTrialsCallback(trials, states=finished_states), callback],
             catch=(),
         )
     return ran
