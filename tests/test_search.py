@@ -15,6 +15,7 @@ import pytest
 from typer.testing import CliRunner
 
 from eqdp.cli import app
+from eqdp.errors import EqdpError
 
 TINY = ["--datasets", "breastmnist", "--epochs", "1", "--max-mmacs", "3", "--max-train", "64"]
 
@@ -89,7 +90,7 @@ def test_search_bad_input_is_one_line(synthetic_dir, tmp_path) -> None:
 def _trials(study: Path) -> list:
     from eqdp.search.study import open_study
 
-    return open_study(study).get_trials(deepcopy=False)
+    return open_study(study, create=False).get_trials(deepcopy=False)
 
 
 def test_search_resumes_after_sigkill(synthetic_dir: Path, tmp_path: Path) -> None:
@@ -104,7 +105,11 @@ def test_search_resumes_after_sigkill(synthetic_dir: Path, tmp_path: Path) -> No
     while time.time() < deadline and killed is None:
         time.sleep(0.5)
         if (study / "study.journal").exists():
-            running = [t for t in _trials(study) if t.state.name == "RUNNING" and t.params]
+            try:
+                trials = _trials(study)
+            except EqdpError:  # the journal exists, the study is not created yet
+                continue
+            running = [t for t in trials if t.state.name == "RUNNING" and t.params]
             if running and "val_breastmnist" not in running[0].user_attrs:
                 killed = running[0]
     worker.send_signal(signal.SIGKILL)

@@ -94,7 +94,7 @@ def _run_submitit(folder, trials, workers, executor, threads, data, device, slur
             submitter.submit(run_worker, str(folder), trials, data, device, threads, index)
             for index in range(workers)
         ]
-    study = open_study(folder)
+    study = open_study(folder, create=False)
     last = -1
     while not all(job.done() for job in jobs):
         finished = finished_count(study)

@@ -91,8 +91,9 @@ def load_config(folder: str | Path) -> SearchConfig:
     return parse_config(SearchConfig, values, str(path))
 
 
-def open_study(folder: str | Path, sampler_seed: int | None = None):
-    """The Optuna study in ``folder`` (created on first use)."""
+def open_study(folder: str | Path, sampler_seed: int | None = None, create: bool = True):
+    """The Optuna study in ``folder``: created on first use, or (``create=False``) only
+    read, which writes nothing to the journal."""
     optuna = _optuna()
     from optuna.storages import JournalStorage
     from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock
@@ -106,6 +107,11 @@ def open_study(folder: str | Path, sampler_seed: int | None = None):
         multivariate=True, group=True, constant_liar=True, seed=sampler_seed,
         n_startup_trials=12,
     )  # fmt: skip
+    if not create:
+        try:
+            return optuna.load_study(storage=storage, sampler=sampler, study_name=STUDY_NAME)
+        except KeyError:
+            raise EqdpError(f"{folder} holds no search study yet") from None
     return optuna.create_study(
         storage=storage, sampler=sampler, study_name=STUDY_NAME,
         directions=["maximize", "minimize"], load_if_exists=True,
@@ -290,7 +296,7 @@ def describe_trial(trial) -> TrialOutcome:
 def search_status(folder: str | Path) -> dict[str, Any]:
     from optuna.trial import TrialState
 
-    study = open_study(folder)
+    study = open_study(folder, create=False)
     counts = {state.name.lower(): 0 for state in TrialState}
     for trial in study.get_trials(deepcopy=False):
         counts[trial.state.name.lower()] += 1

@@ -18,7 +18,7 @@ def summarize(folder: str | Path) -> dict[str, Any]:
     from eqdp.search.study import load_config, open_study
 
     config = load_config(folder)
-    study = open_study(folder)
+    study = open_study(folder, create=False)
     trials, counts, first_of = [], {}, {}
     for trial in study.get_trials(deepcopy=False):
         state = trial.state.name.lower()

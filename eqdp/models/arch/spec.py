@@ -134,7 +134,7 @@ class ArchSpec:
 
     def describe(self) -> str:
         """One line: stem, then each stage as ``block x depth @ fields group k``."""
-        stages = " | ".join(
+        stages = "; ".join(
             f"{s.block}x{s.blocks} {s.fields}f {s.group} k{s.kernel_size}"
             + (f" e{s.expansion:g}" if s.block != "basic" else "")
             + (" /2" if s.downsample == "avgpool" else "")
@@ -142,7 +142,7 @@ class ArchSpec:
         )
         stem = f"stem {self.stem.fields}f {self.stem.group} k{self.stem.kernel_size}"
         stem += " /2" if self.stem.downsample == "avgpool" else ""
-        return f"{stem} | {stages} ({self.basis}, {self.resolution}px)"
+        return f"{stem}; {stages} ({self.basis}, {self.resolution}px)"
 
 
 def scaled(
