@@ -33,6 +33,7 @@ from eqdp.search.objective import (
     train_on_dataset,
     worker_identity,
 )
+from eqdp.suites.claims import process_alive
 
 STUDY_NAME = "eq-nasnet"
 JOURNAL = "study.journal"
@@ -118,16 +119,6 @@ def open_study(folder: str | Path, sampler_seed: int | None = None, create: bool
     )  # fmt: skip
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def fail_stale_trials(study, stale_minutes: float = STALE_MINUTES) -> list[int]:
     """Fail RUNNING trials whose worker is gone, and queue their architectures again.
 
@@ -140,7 +131,7 @@ def fail_stale_trials(study, stale_minutes: float = STALE_MINUTES) -> list[int]:
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         attrs = trial.user_attrs
         silent = time.time() - attrs.get("heartbeat", 0) > stale_minutes * 60
-        dead = attrs.get("host") == here and not _pid_alive(int(attrs.get("pid", -1)))
+        dead = attrs.get("host") == here and not process_alive(int(attrs.get("pid", -1)))
         if not (dead or silent):
             continue
         # Optuna has no public call to fail another process's trial; its storage does.

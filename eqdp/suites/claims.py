@@ -33,7 +33,8 @@ def claims_dir(results: Path) -> Path:
     return results / CLAIMS_FOLDER
 
 
-def _alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
+    """Whether a process with this id runs on this host."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -58,7 +59,7 @@ def is_stale(path: Path, now: float | None = None, info: dict | None = None) -> 
     if info is None:
         return False
     if info.get("host") == socket.gethostname() and isinstance(info.get("pid"), int):
-        return not _alive(info["pid"])
+        return not process_alive(info["pid"])
     try:
         age = (now or time.time()) - path.stat().st_mtime
     except FileNotFoundError:
