@@ -13,7 +13,7 @@ search_app = typer.Typer(
     help="Multi-objective architecture search: validation AUC against MACs (Optuna MOTPE).\n\n"
     "Examples:\n\n"
     "  eqdp search run --study runs/search/demo --trials 20 --epochs 2\n\n"
-    "  eqdp search run --study results/search/eq-nasnet-28 --trials 150 --workers 2\n\n"
+    "  eqdp search run --study runs/search/mine --trials 400 --executor local --workers 2\n\n"
     "  eqdp search show --study results/search/eq-nasnet-28",
     no_args_is_help=True,
 )
@@ -32,16 +32,16 @@ def run(
         str, typer.Option(help="Search datasets, comma list, cheapest first.")
     ] = "breastmnist,retinamnist,pneumoniamnist",
     size: Annotated[int, typer.Option(help="Image size (a MedMNIST file size).")] = 28,
-    epochs: Annotated[int, typer.Option(help="Proxy epochs per dataset.")] = 6,
+    epochs: Annotated[int, typer.Option(help="Proxy epochs per dataset.")] = 5,
     max_train: Annotated[
         int, typer.Option(help="Training images per dataset (stratified subset above).")
-    ] = 1200,
+    ] = 1000,
     batch_size: Annotated[int, typer.Option(help="Batch size.")] = 128,
     lr: Annotated[float, typer.Option(help="Adam learning rate.")] = 1e-3,
     seed: Annotated[int, typer.Option(help="Training seed of every trial.")] = 0,
     max_mmacs: Annotated[
         float, typer.Option(help="Prune trials above this many million MACs untrained.")
-    ] = 31.7,
+    ] = 16.0,
     min_group_order: Annotated[
         int, typer.Option(help="Smallest group order stages may restrict to (1: down to C1).")
     ] = 4,

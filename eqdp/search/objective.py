@@ -14,10 +14,12 @@ import os
 import socket
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from eqdp.config.fields import config_class, option
-from eqdp.models.arch.spec import ArchSpec
+
+if TYPE_CHECKING:  # torch comes with the models: `eqdp readme` reads summaries without it
+    from eqdp.models.arch.spec import ArchSpec
 
 # EfficientNet-B0 at 28 px, one channel (eqdp's count_macs): the search's reference cost.
 EFFICIENTNET_B0_MACS = 7_937_232
@@ -32,15 +34,16 @@ class SearchConfig:
         "Search datasets, cheapest first (pruning looks after each).",
     )
     size: int = option(28, "Image size of the search (a real MedMNIST file size).")
-    epochs: int = option(6, "Proxy training epochs per dataset.", gt=0)
+    epochs: int = option(5, "Proxy training epochs per dataset.", gt=0)
     max_train: int = option(
-        1200, "Proxy training set cap per dataset (a stratified subset above it).", gt=0
+        1000, "Proxy training set cap per dataset (a stratified subset above it).", gt=0
     )
     batch_size: int = option(128, "Batch size.", gt=0)
     lr: float = option(1e-3, "Adam learning rate (x0.1 at 50% and 75% of the epochs).", gt=0)
     seed: int = option(0, "Seed of every trial's training and of the subsets.", ge=0)
     max_macs: float = option(
-        4 * EFFICIENTNET_B0_MACS / 1e6, "Trials above this many MMACs are pruned untrained.", gt=0
+        16.0, "Trials above this many MMACs (about 2x EfficientNet-B0) are pruned untrained.",
+        gt=0,
     )
     min_group_order: int = option(
         4,
