@@ -79,10 +79,26 @@ def test_search_runs_end_to_end_without_reading_test(synthetic_dir, tmp_path, mo
     assert changed.exit_code == 2 and "epochs: 1 -> 2" in changed.output
 
 
-def test_search_bad_input_is_one_line(synthetic_dir, tmp_path) -> None:
-    bad = search(synthetic_dir, tmp_path / "s", "--trials", "2", "--datasets", "nomnist")
-    assert bad.exit_code == 2 and "nomnist" in bad.output and "Traceback" not in bad.output
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (["--datasets", "nomnist"], "unknown dataset 'nomnist'; valid choices"),
+        (["--datasets", ","], "datasets = []: Tuple should have at least 1 item"),
+        (["--size", "30"], "unknown size 30; valid choices: 28, 64, 128, 224"),
+        (["--epochs", "ten"], "epochs = 'ten': Input should be a valid integer"),
+        (["--min-group-order", "32"], "min_group_order = '32': Input should be less than"),
+        (["--max-mmacs", "0"], "max_macs = '0': Input should be greater than 0"),
+        (["--executor", "cloud"], "unknown executor 'cloud'; valid choices: inline, local"),
+    ],
+)
+def test_search_bad_input_is_one_line(synthetic_dir, tmp_path, arguments, message) -> None:
+    bad = search(synthetic_dir, tmp_path / "s", "--trials", "2", *arguments)
+    assert bad.exit_code == 2 and message in bad.output, bad.output
+    assert "Traceback" not in bad.output and len(bad.output.strip().splitlines()) == 1
     assert not (tmp_path / "s").exists()
+
+
+def test_search_show_of_a_missing_study_is_one_line(tmp_path) -> None:
     missing = CliRunner().invoke(app, ["search", "show", "--study", str(tmp_path / "none")])
     assert missing.exit_code == 2 and "is not a study folder" in missing.output
 

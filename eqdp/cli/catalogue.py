@@ -118,9 +118,9 @@ def info(
 
     def body() -> None:
         from eqdp.data.catalog import FLAGS_2D, SIZES, dataset_info
-        from eqdp.models import MODELS, describe_model
+        from eqdp.models import describe_model, model_spec
 
-        spec = MODELS.get("arch-spec" if model.endswith(".json") else model)
+        spec = model_spec(model)
         channels, classes = 1, 2
         if dataset is not None:
             if dataset not in FLAGS_2D:

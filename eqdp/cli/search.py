@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from eqdp.cli.common import app, console, guarded
+from eqdp.cli.options import parameters_for, values_from
+from eqdp.config.fields import option_specs
+from eqdp.search.objective import SearchConfig
 
 search_app = typer.Typer(
     help="Multi-objective architecture search: validation AUC against MACs (Optuna MOTPE).\n\n"
@@ -24,33 +28,12 @@ Study = Annotated[
 ]
 
 
-@search_app.command("run")
-def run(
+SETTINGS_PANEL = "Search settings (stored with the study; a resume must not change them)"
+
+
+def _run_template(
     study: Study,
     trials: Annotated[int, typer.Option(help="Finished trials the study should hold.", min=1)],
-    datasets: Annotated[
-        str, typer.Option(help="Search datasets, comma list, cheapest first.")
-    ] = "breastmnist,retinamnist,pneumoniamnist",
-    size: Annotated[int, typer.Option(help="Image size (a MedMNIST file size).")] = 28,
-    epochs: Annotated[int, typer.Option(help="Proxy epochs per dataset.")] = 5,
-    max_train: Annotated[
-        int, typer.Option(help="Training images per dataset (stratified subset above).")
-    ] = 1000,
-    batch_size: Annotated[int, typer.Option(help="Batch size.")] = 128,
-    lr: Annotated[float, typer.Option(help="Adam learning rate.")] = 1e-3,
-    seed: Annotated[int, typer.Option(help="Training seed of every trial.")] = 0,
-    max_mmacs: Annotated[
-        float, typer.Option(help="Prune trials above this many million MACs untrained.")
-    ] = 16.0,
-    min_group_order: Annotated[
-        int, typer.Option(help="Smallest group order stages may restrict to (1: down to C1).")
-    ] = 4,
-    max_params: Annotated[
-        int, typer.Option(help="Prune trials above this many params.")
-    ] = 1_000_000,
-    prune_margin: Annotated[
-        float, typer.Option(help="Val-AUC margin of the dominated-trial pruning rule.")
-    ] = 0.05,
     workers: Annotated[int, typer.Option(help="Workers sharing the study.", min=1)] = 1,
     executor: Annotated[
         str, typer.Option(help="inline (this process), local (processes) or slurm (jobs).")
@@ -65,6 +48,10 @@ def run(
     ] = None,
     verify_md5: Annotated[bool, typer.Option(help="Check data files' MD5.")] = True,
 ) -> None:
+    """Where and how the workers run; the search settings come from SearchConfig."""
+
+
+def run(**given: Any) -> None:
     """Run trials until the study holds --trials finished ones (resumable, shareable).
 
     Each trial builds an architecture from the search space, proxy-trains it on
@@ -78,33 +65,29 @@ def run(
 
     def body() -> None:
         from eqdp.config.fields import parse_config
-        from eqdp.search.objective import SearchConfig
         from eqdp.search.runner import run_search
 
-        config = parse_config(
-            SearchConfig,
-            {
-                "datasets": tuple(d.strip() for d in datasets.split(",") if d.strip()),
-                "size": size,
-                "epochs": epochs,
-                "max_train": max_train,
-                "batch_size": batch_size,
-                "lr": lr,
-                "seed": seed,
-                "max_macs": max_mmacs,
-                "max_params": max_params, "min_group_order": min_group_order,
-                "prune_margin": prune_margin,
-            },  # fmt: skip
-            "search",
-        )
+        settings, _ = values_from(option_specs(SearchConfig), given)
+        config = parse_config(SearchConfig, settings, "search")
+        data_dir = given["data_dir"]
         run_search(
-            study, config, trials, workers=workers, executor=executor, threads=threads,
-            data_dir=str(data_dir) if data_dir else None, device=device, verify_md5=verify_md5,
-            slurm={"partition": partition, "time_min": time_min, "gpus": gpus},
-            console=console,
+            given["study"], config, given["trials"], workers=given["workers"],
+            executor=given["executor"], threads=given["threads"],
+            data_dir=str(data_dir) if data_dir else None, device=given["device"],
+            verify_md5=given["verify_md5"], console=console,
+            slurm={k: given[k] for k in ("partition", "time_min", "gpus")},
         )  # fmt: skip
 
     guarded(body)
+
+
+# The search settings' options are generated from SearchConfig, as `eqdp run`'s are from the
+# benchmarks' typed options: one declaration of each default and help text.
+run.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+    list(inspect.signature(_run_template, eval_str=True).parameters.values())
+    + parameters_for(option_specs(SearchConfig), SETTINGS_PANEL)
+)
+search_app.command("run")(run)
 
 
 @search_app.command("show")

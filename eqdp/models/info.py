@@ -57,7 +57,7 @@ def describe_model(
     image_size: int = 28,
     model: nn.Module | None = None,
 ) -> ModelInfo:
-    spec = model_spec("arch-spec" if name.endswith(".json") else name)
+    spec = model_spec(name)
     if model is None:
         model = create_model(name, in_channels, num_classes, image_size=image_size)
     input_shape = (in_channels, image_size, image_size)

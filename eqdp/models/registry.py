@@ -67,7 +67,8 @@ def list_models() -> list[str]:
 
 
 def model_spec(name: str) -> ModelSpec:
-    return MODELS.get(name)
+    """The registered model, or ``arch-spec`` for a spec file (``*.json``)."""
+    return MODELS.get("arch-spec" if name.endswith(".json") else name)
 
 
 def canonical_model(name: str, kwargs: dict[str, Any]) -> tuple[str, dict[str, Any]]:
@@ -103,9 +104,9 @@ def resolve_model_kwargs(name: str, given: dict[str, Any]) -> dict[str, Any]:
 def create_model(
     name: str, in_channels: int, num_classes: int, *, dp: bool = False, **kwargs: object
 ) -> nn.Module:
+    spec = model_spec(name)
     if name.endswith(".json"):  # a spec file: see eqdp.models.nasnet
-        name, kwargs = "arch-spec", {**kwargs, "spec": name}
-    spec = MODELS.get(name)
+        kwargs = {**kwargs, "spec": name}
     if in_channels < 1 or num_classes < 1:
         raise EqdpError(
             f"in_channels and num_classes must be >= 1, got {in_channels}, {num_classes}"

@@ -13,6 +13,7 @@ datasets with a 64 px file (here BreastMNIST) can run the grid.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 import math
@@ -65,10 +66,9 @@ def resized(data, size: int):
         )  # fmt: skip
         return Split(images.round().clamp(0, 255).to(torch.uint8), split.labels)
 
-    return type(data)(**{
-        **data.__dict__, "size": size, "train": shrink(data.train), "val": shrink(data.val),
-        "test": shrink(data.test),
-    })  # fmt: skip
+    return dataclasses.replace(
+        data, size=size, train=shrink(data.train), val=shrink(data.val), test=shrink(data.test)
+    )
 
 
 def evaluate_candidate(

@@ -9,6 +9,7 @@ they leave no records, only entries in the study.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import socket
@@ -32,6 +33,7 @@ class SearchConfig:
     datasets: tuple[str, ...] = option(
         ("breastmnist", "retinamnist", "pneumoniamnist"),
         "Search datasets, cheapest first (pruning looks after each).",
+        min_length=1,
     )
     size: int = option(28, "Image size of the search (a real MedMNIST file size).")
     epochs: int = option(5, "Proxy training epochs per dataset.", gt=0)
@@ -42,16 +44,19 @@ class SearchConfig:
     lr: float = option(1e-3, "Adam learning rate (x0.1 at 50% and 75% of the epochs).", gt=0)
     seed: int = option(0, "Seed of every trial's training and of the subsets.", ge=0)
     max_macs: float = option(
-        16.0, "Trials above this many MMACs (about 2x EfficientNet-B0) are pruned untrained.",
-        gt=0,
-    )
+        16.0, "Trials above this many million MACs (about 2x EfficientNet-B0) are pruned "
+        "untrained.", gt=0, flags=("--max-mmacs",),
+    )  # fmt: skip
     min_group_order: int = option(
         4,
         "Smallest symmetry group (order) a network may restrict to: 4 keeps logits invariant "
         "to C4, D2 or more; 1 lets stages become plain convolutions (C1).",
         ge=1,
+        le=16,  # D8, the largest group of the chains
     )
-    max_params: int = option(1_000_000, "Trials above this many parameters are pruned.", gt=0)
+    max_params: int = option(
+        1_000_000, "Trials above this many parameters are pruned untrained.", gt=0
+    )
     prune_margin: float = option(
         0.05,
         "Prune a trial after a dataset when a finished trial with no more MACs beat its "
@@ -89,7 +94,7 @@ def train_on_dataset(
     if len(data.train) > config.max_train:
         labels = data.train.labels[:, 0]
         keep = stratified_subset(labels, config.max_train / len(data.train), config.seed)
-        data = type(data)(**{**data.__dict__, "train": data.train.subset(keep)})
+        data = dataclasses.replace(data, train=data.train.subset(keep))
     seed_everything(config.seed)
     model = build_network(spec, data.n_channels, data.n_classes)
     train = TrainConfig(epochs=config.epochs, batch_size=config.batch_size, lr=config.lr)

@@ -34,14 +34,16 @@ def run_search(
     verify_md5: bool = True,
 ) -> None:
     """Fill the study in ``folder`` up to ``trials`` finished trials."""
+    from eqdp.data.catalog import check_flag, check_size
     from eqdp.data.medmnist_data import check_data_file
 
     if executor not in EXECUTORS:
         raise EqdpError(f"unknown executor {executor!r}; valid choices: {', '.join(EXECUTORS)}")
     if executor == "inline" and workers > 1:
         raise EqdpError("--workers > 1 needs --executor local or slurm")
+    check_size(config.size)
     for flag in config.datasets:  # fail on a bad dataset before any work
-        check_data_file(flag, config.size, data_dir, verify_md5)
+        check_data_file(check_flag(flag), config.size, data_dir, verify_md5)
     folder = create_study_folder(folder, config)
     before = finished_count(open_study(folder))
     if before >= trials:
@@ -78,7 +80,7 @@ def _run_inline(folder, trials, data, device, threads, before, console) -> None:
 
 
 def _run_submitit(folder, trials, workers, executor, threads, data, device, slurm, console):
-    from eqdp.suites.executors import _submitit_executor
+    from eqdp.suites.executors import submitit_executor
     from eqdp.suites.file import ExecutorSettings
 
     slurm = slurm or {}
@@ -88,7 +90,7 @@ def _run_submitit(folder, trials, workers, executor, threads, data, device, slur
         gpus=slurm.get("gpus", 0),
     )  # fmt: skip
     threads = threads or 1
-    submitter = _submitit_executor(settings, Path(folder) / ".submitit", threads, workers)
+    submitter = submitit_executor(settings, Path(folder) / ".submitit", threads, workers)
     with submitter.batch():
         jobs = [
             submitter.submit(run_worker, str(folder), trials, data, device, threads, index)

@@ -82,7 +82,7 @@ def execute(
     workers = settings.workers or (len(pending) if settings.executor == "slurm" else 1)
     workers = max(1, min(workers, len(pending)))
     threads = default_threads(settings, workers)
-    executor = _submitit_executor(settings, results / SUBMITIT_FOLDER, threads, workers)
+    executor = submitit_executor(settings, results / SUBMITIT_FOLDER, threads, workers)
     os.environ.setdefault(COMMAND_ENV, json.dumps(sys.argv))  # workers inherit it
     started = time.time()
     with executor.batch():
@@ -109,7 +109,7 @@ def execute(
     return execution
 
 
-def _submitit_executor(settings: ExecutorSettings, folder: Path, threads: int, workers: int):
+def submitit_executor(settings: ExecutorSettings, folder: Path, threads: int, workers: int):
     import submitit
 
     folder.mkdir(parents=True, exist_ok=True)
