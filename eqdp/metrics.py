@@ -62,8 +62,26 @@ def correct_fraction(
     return (np.argmax(y_score, axis=-1) == y_true[:, 0]).astype(float)
 
 
+LOSS_FLOOR = 1e-7
+
+
+def log_loss(task: str, y_true: np.ndarray, y_score: np.ndarray) -> float:
+    """Mean cross-entropy of the probabilities (per-label binary for multi-label tasks).
+
+    The training loss on held-out data, the quantity scaling laws fit; probabilities
+    are clipped at ``LOSS_FLOOR`` so one confident mistake costs at most -log(1e-7).
+    """
+    y_true, y_score = np.asarray(y_true), np.asarray(y_score, dtype=np.float64)
+    y_true = y_true.reshape(len(y_true), -1)
+    p = np.clip(y_score, LOSS_FLOOR, 1.0)
+    if task == "multi-label, binary-class":
+        q = np.clip(1.0 - y_score, LOSS_FLOOR, 1.0)
+        return float(-np.mean(y_true * np.log(p) + (1 - y_true) * np.log(q)))
+    return float(-np.mean(np.log(p[np.arange(len(y_true)), y_true[:, 0].astype(int)])))
+
+
 def evaluate(task: str, y_true: np.ndarray, y_score: np.ndarray) -> dict[str, float]:
-    """``{"acc", "auc"}`` for labels ``(N, L)`` and scores (probabilities) ``(N, K)``.
+    """``{"acc", "auc", "loss"}`` for labels ``(N, L)`` and scores (probabilities) ``(N, K)``.
 
     AUC is NaN when the labels hold a single class (possible on tiny subsets).
     """
@@ -75,4 +93,5 @@ def evaluate(task: str, y_true: np.ndarray, y_score: np.ndarray) -> dict[str, fl
             auc = auc_score(task, y_true, y_score)
         except ValueError:  # only one class present in y_true
             auc = float("nan")
-    return {"acc": accuracy(task, y_true, y_score), "auc": auc}
+    loss = log_loss(task, y_true, y_score) if len(y_true) else float("nan")
+    return {"acc": accuracy(task, y_true, y_score), "auc": auc, "loss": loss}

@@ -21,6 +21,7 @@ class FitResult:
     images_per_second: float
     history: list[EpochStats] = field(default_factory=list)
     privacy: dict | None = None  # the DP strategy's accounting, for the record
+    images_seen: int = 0  # training examples passed forward and backward (Poisson: sampled)
 
 
 class ModelSelection:
@@ -50,4 +51,5 @@ class ModelSelection:
             train_seconds=train_seconds,
             images_per_second=images_seen / max(train_seconds, 1e-9),
             history=self.history,
+            images_seen=images_seen,
         )

@@ -18,7 +18,7 @@ from torch import nn
 
 from eqdp.errors import EqdpError
 from eqdp.models.arch.network import build_network
-from eqdp.models.arch.spec import ArchSpec, trivial_twin
+from eqdp.models.arch.spec import ArchSpec, scaled, trivial_twin
 from eqdp.models.registry import MODELS, register_model
 
 SPEC_DIR = Path(__file__).parent / "specs"
@@ -35,6 +35,15 @@ def with_dropout(spec: ArchSpec, dropout: float | None) -> ArchSpec:
     if dropout is None:
         return spec
     return ArchSpec.from_dict({**spec.as_dict(), "head": {"dropout": dropout}})
+
+
+def member_spec(name: str, dropout: float | None, width: float, depth: float) -> ArchSpec:
+    """A family member, fields x ``width`` and blocks x ``depth`` (``scaled``'s rounding)."""
+    for label, factor in (("width_multiplier", width), ("depth_multiplier", depth)):
+        if not factor > 0:
+            raise EqdpError(f"model option {label}={factor!r} must be > 0")
+    spec = with_dropout(family_spec(name), dropout)
+    return spec if (width, depth) == (1.0, 1.0) else scaled(spec, width=width, depth=depth)
 
 
 def matched_twin(spec: ArchSpec, match: str) -> ArchSpec:
@@ -88,17 +97,22 @@ def _register_member(index: int) -> None:
 
     def equivariant(
         in_channels: int, num_classes: int, *, dp: bool = False, image_size: int = 28,
-        dropout: float = dropout,
+        dropout: float = dropout, width_multiplier: float = 1.0,
+        depth_multiplier: float = 1.0,
     ) -> nn.Module:  # fmt: skip
         # FieldGroupNorm is per sample: the DP variant is the same network.
-        return build_network(with_dropout(family_spec(name), dropout), in_channels, num_classes)
+        spec = member_spec(name, dropout, width_multiplier, depth_multiplier)
+        return build_network(spec, in_channels, num_classes)
 
     def twin(
         in_channels: int, num_classes: int, *, dp: bool = False, image_size: int = 28,
-        dropout: float = dropout, match: str = "macs",
+        dropout: float = dropout, match: str = "macs", width_multiplier: float = 1.0,
+        depth_multiplier: float = 1.0,
     ) -> nn.Module:  # fmt: skip
-        base = with_dropout(family_spec(name), dropout)
-        return build_network(matched_twin(base, match), in_channels, num_classes)
+        # The twin of the scaled member, matched again: at every width and depth the
+        # two networks cost the same MACs (or parameters).
+        spec = member_spec(name, dropout, width_multiplier, depth_multiplier)
+        return build_network(matched_twin(spec, match), in_channels, num_classes)
 
     groups = " > ".join(dict.fromkeys(spec.groups))
     register_model(

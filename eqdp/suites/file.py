@@ -22,7 +22,9 @@ Keys:
   name or ``{name = "eq-nasnet", kwargs = {group = "C4"}}``.
 - ``size`` (28), ``[train]``, ``[options]`` (the benchmark's options),
   ``[model_kwargs]`` (model options for every model).
-- ``[datasets.NAME]``: TrainConfig fields, and ``options``/``model_kwargs`` tables.
+- ``[datasets.NAME]``: TrainConfig fields, and ``options``/``model_kwargs``/``sweep``
+  tables; a dataset's ``sweep`` replaces the values of the keys it names (e.g.
+  resolutions below each dataset's own file size).
 - ``[sweep]``: ``"path" = [values]`` for any config field: ``size``,
   ``train.lr``, ``options.epsilon``, ``model_kwargs.width_multiplier``; a bare
   name is a benchmark option, else a training field.
@@ -127,14 +129,19 @@ def load_suite(path: str | Path) -> SuiteFile:
     return suite
 
 
-DATASET_SECTIONS = ("options", "model_kwargs")
+DATASET_SECTIONS = ("options", "model_kwargs", "sweep")
 
 
-def dataset_overrides(name: str, values: dict[str, Any]) -> tuple[dict, dict, dict]:
-    """(train fields, options, model kwargs) of one ``[datasets.NAME]`` table."""
+def dataset_overrides(name: str, values: dict[str, Any]) -> tuple[dict, dict, dict, dict]:
+    """(train fields, options, model kwargs, sweep) of one ``[datasets.NAME]`` table."""
     train = {k: v for k, v in values.items() if k not in DATASET_SECTIONS}
     unknown = sorted(set(train) - set(field_names(TrainConfig)))
     if unknown:
         valid = ", ".join([*field_names(TrainConfig), *DATASET_SECTIONS])
         raise EqdpError(f"suite dataset {name}: unknown field(s) {unknown}; valid: {valid}")
-    return train, dict(values.get("options", {})), dict(values.get("model_kwargs", {}))
+    sweep = dict(values.get("sweep", {}))
+    for key, sweep_values in sweep.items():
+        if not isinstance(sweep_values, list) or not sweep_values:
+            raise EqdpError(f"suite dataset {name}: sweep {key!r} must be a non-empty list")
+    options, kwargs = dict(values.get("options", {})), dict(values.get("model_kwargs", {}))
+    return train, options, kwargs, sweep

@@ -45,14 +45,14 @@ def sweep_target(path: str, benchmark: Benchmark) -> tuple[str, str]:
     )
 
 
-def _combinations(suite: SuiteFile, benchmark: Benchmark) -> list[dict[tuple[str, str], Any]]:
-    targets = [sweep_target(path, benchmark) for path in suite.sweep]
+def _combinations(
+    sweep: dict[str, list[Any]], benchmark: Benchmark
+) -> list[dict[tuple[str, str], Any]]:
+    targets = [sweep_target(path, benchmark) for path in sweep]
     if len(set(targets)) != len(targets):
-        raise EqdpError(f"suite sweep sets one field twice: {list(suite.sweep)}")
-    return [
-        dict(zip(targets, values, strict=True))
-        for values in itertools.product(*suite.sweep.values())
-    ]
+        raise EqdpError(f"suite sweep sets one field twice: {list(sweep)}")
+    products = itertools.product(*sweep.values())
+    return [dict(zip(targets, values, strict=True)) for values in products]
 
 
 def expand(
@@ -67,9 +67,12 @@ def expand(
     benchmark = BENCHMARKS.get(suite.benchmark)
     sources = _source_records(suite, results_dir) if suite.from_benchmark else []
     for dataset, table in suite.datasets.items():
-        train_fields, dataset_options, dataset_kwargs = dataset_overrides(dataset, table)
+        train_fields, dataset_options, dataset_kwargs, dataset_sweep = dataset_overrides(
+            dataset, table
+        )
+        combinations = _combinations({**suite.sweep, **dataset_sweep}, benchmark)
         for entry in suite.model_entries:
-            for combination in _combinations(suite, benchmark):
+            for combination in combinations:
                 sections: dict[str, dict[str, Any]] = {
                     "train": {**suite.train, **train_fields},
                     "options": {**suite.options, **dataset_options},
