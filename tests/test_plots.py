@@ -80,7 +80,8 @@ def test_plot_writes_png_and_svg(tmp_path: Path, kind: str) -> None:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["plot", "scaling"], "unknown plot 'scaling'"),
+        (["plot", "robustness"], "unknown plot 'robustness'"),
+        (["plot", "scaling"], "no scaling records"),
         (["plot", "standard"], "unknown plot 'standard'"),
         (["plot", "low-data", "--metric", "f1"], "unknown metric 'f1'"),
         (["plot", "low-data", "--out", "figure.jpg"], "must end in one of .png, .svg, .pdf"),

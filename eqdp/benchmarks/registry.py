@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from eqdp.registry import Registry
@@ -35,6 +36,10 @@ class PlotSpec:
     reference: str | None = None  # what a dashed line means
     tick_label: Callable[[float], str] = lambda x: f"{x:g}"
     fixed_ticks: tuple[float, ...] | None = None
+    metrics: tuple[str, ...] = ("acc", "auc")  # what --metric may plot; the first is the default
+    # A figure of its own: (records, out, metric, dataset) -> path; the fields above then
+    # only name the metrics.
+    draw: Callable[[list[dict], Path, str, str | None], Path] | None = None
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,6 @@ loss, AUC and ACC (``metrics``). ``eqdp scaling fit`` fits the laws.
 
 from __future__ import annotations
 
-import math
 from typing import TYPE_CHECKING, Literal
 
 from eqdp.benchmarks.registry import Benchmark, PlotSpec, register_benchmark
@@ -221,13 +220,10 @@ def scaling_table(rows: list[Row], metric: str = "auc") -> str:
     return "\n".join(parts) or "_No records yet._\n"
 
 
-def _points(record: dict, metric: str):
-    value = record["metrics"]["test"].get(metric)
-    point = record.get("scaling")
-    if value is None or point is None or not math.isfinite(float(value)):
-        return []
-    budget = "" if point["epsilon"] is None else f" ε={point['epsilon']:g}"
-    return [(f" {point['axis']}{budget}", float(point["x"]), float(value))]
+def _draw(records: list[dict], out, metric: str, dataset: str | None):
+    from eqdp.scaling.plot import draw_scaling
+
+    return draw_scaling(records, out, metric, dataset)
 
 
 SCALING = register_benchmark(
@@ -241,8 +237,9 @@ SCALING = register_benchmark(
         section="scaling",
         table=scaling_table,
         plot=PlotSpec(
-            x_label="scaled quantity (params, pixels or images)", points=_points, axis="value"
-        ),
+            x_label="scaled quantity", points=lambda record, metric: [],
+            metrics=("loss", "1-auc"), draw=_draw,
+        ),  # fmt: skip
         metrics=("auc", "acc", "loss"),
     )
 )

@@ -108,15 +108,22 @@ def readme(
 
 @app.command(rich_help_panel="Results")
 def plot(
-    kind: Annotated[str, typer.Argument(help="low-data, adversarial, geometric or dp.")],
+    kind: Annotated[
+        str, typer.Argument(help="low-data, adversarial, geometric, dp or scaling.")
+    ],
     dataset: Annotated[str | None, typer.Option(help="Only this dataset.")] = None,
     out: Annotated[
         Path | None, typer.Option(help="Output file (.png, .svg or .pdf) \\[default: KIND.png].")
     ] = None,
-    metric: Annotated[str, typer.Option(help="acc or auc.")] = "acc",
+    metric: Annotated[
+        str | None,
+        typer.Option(help="acc or auc \\[default: acc]; scaling: loss or 1-auc \\[default: loss]."),
+    ] = None,
     results_dir: ResultsDir = None,
 ) -> None:
-    """Plot test ACC/AUC vs fraction, attack eps, rotation angle or epsilon from the records.
+    """Plot test ACC/AUC vs fraction, attack eps, rotation angle or epsilon from the records;
+    scaling: log-log validation loss (or 1-AUC) per axis with fitted laws, 95% bands and the
+    compute frontier.
 
     Example: [bold]eqdp plot low-data --results-dir results --out low-data.svg[/]
     """

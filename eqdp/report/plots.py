@@ -22,7 +22,6 @@ from eqdp.errors import EqdpError, unknown_choice
 from eqdp.report.tables import model_headings, series_of
 from eqdp.results.rows import aggregate_rows, mean_std
 
-PLOT_METRICS: tuple[str, ...] = ("acc", "auc")
 PLOT_SUFFIXES: tuple[str, ...] = (".png", ".svg", ".pdf")
 
 # (panel, line) -> x -> values over seeds; references (x = None) are drawn as dashed lines.
@@ -60,23 +59,26 @@ def plot_records(
     kind: str,
     records: list[dict],
     out: str | Path,
-    metric: str = "acc",
+    metric: str | None = None,
     dataset: str | None = None,
 ) -> Path:
     """Draw the ``kind`` figure from ``records`` into ``out`` (.png, .svg or .pdf)."""
     if kind not in plot_kinds():
         raise unknown_choice("plot", kind, plot_kinds())
-    if metric not in PLOT_METRICS:
-        raise unknown_choice("metric", metric, PLOT_METRICS)
-    out = Path(out)
-    if out.suffix.lower() not in PLOT_SUFFIXES:
-        raise EqdpError(f"output {out} must end in one of {', '.join(PLOT_SUFFIXES)}")
     benchmark = BENCHMARKS.get(kind)
     spec = benchmark.plot
     assert spec is not None
+    metric = metric or spec.metrics[0]
+    if metric not in spec.metrics:
+        raise unknown_choice("metric", metric, spec.metrics)
+    out = Path(out)
+    if out.suffix.lower() not in PLOT_SUFFIXES:
+        raise EqdpError(f"output {out} must end in one of {', '.join(PLOT_SUFFIXES)}")
     chosen = [
         r for r in records_of(benchmark, records) if dataset is None or r["dataset"] == dataset
     ]
+    if spec.draw is not None:
+        return spec.draw(chosen, out, metric, dataset)
     points = collect(kind, chosen, metric)
     if not points:
         where = f" on {dataset}" if dataset else ""

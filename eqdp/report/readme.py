@@ -13,7 +13,9 @@ configuration, e.g. ``<!-- eqdp:table standard train.epochs=100 -->`` for the
 full-protocol rows.
 
 ``<!-- eqdp:search NAME -->`` blocks hold the Pareto front of the committed
-search summary ``results/search/NAME/summary.json`` (``eqdp search show``).
+search summary ``results/search/NAME/summary.json`` (``eqdp search show``);
+``<!-- eqdp:scaling TARGET -->`` blocks the fitted exponents of the committed fit
+files ``results/scaling/fits/`` (``eqdp scaling fit``), TARGET ``loss`` or ``1-auc``.
 """
 
 from __future__ import annotations
@@ -34,6 +36,9 @@ BLOCK = re.compile(
 )
 SEARCH_BLOCK = re.compile(
     r"(<!-- eqdp:search (?P<name>[\w.-]+) -->\n)(?P<body>.*?)(<!-- /eqdp:search -->)", re.S
+)
+SCALING_BLOCK = re.compile(
+    r"(<!-- eqdp:scaling (?P<target>[\w-]+) -->\n)(?P<body>.*?)(<!-- /eqdp:scaling -->)", re.S
 )
 COMMITTED_RESULTS = "results"  # the README's tables come from the committed records
 
@@ -69,6 +74,18 @@ def render_search_block(name: str, results: str | Path) -> str:
     return render(json.loads(path.read_text()), "markdown") + "\n"
 
 
+def render_scaling_block(target: str, results: str | Path) -> str:
+    import json
+
+    from eqdp.scaling.laws import fits_folder, load_fits
+    from eqdp.scaling.report import render
+
+    folder = fits_folder(results)
+    fits = load_fits(folder)
+    index = json.loads((folder / "index.json").read_text())
+    return render(fits, index.get("not_fitted", []), target)
+
+
 def updated_readme(text: str, records: list[dict], results: str | Path = "results") -> str:
     def replace(match: re.Match) -> str:
         body = render_block(match.group("name"), records, match.group("filters"))
@@ -78,7 +95,12 @@ def updated_readme(text: str, records: list[dict], results: str | Path = "result
         body = render_search_block(match.group("name"), results)
         return match.group(1) + body + match.group(4)
 
-    return SEARCH_BLOCK.sub(replace_search, BLOCK.sub(replace, text))
+    def replace_scaling(match: re.Match) -> str:
+        body = render_scaling_block(match.group("target"), results)
+        return match.group(1) + body + match.group(4)
+
+    text = BLOCK.sub(replace, text)
+    return SCALING_BLOCK.sub(replace_scaling, SEARCH_BLOCK.sub(replace_search, text))
 
 
 def update_readme(

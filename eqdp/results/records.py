@@ -206,12 +206,12 @@ def _config_problem(record: dict) -> str | None:
     return None
 
 
-NOT_RECORD_FOLDERS = frozenset({"checkpoints", "search"})
+NOT_RECORD_FOLDERS = frozenset({"checkpoints", "search", "fits"})
 
 
 def record_files(base: Path) -> list[Path]:
     """Record files under ``base``: JSON files outside hidden folders, checkpoints and
-    architecture-search studies (``search/``: trials are not runs)."""
+    architecture-search studies (``search/``: trials are not runs) and scaling fits."""
     files = []
     for folder, subfolders, names in os.walk(base):
         subfolders[:] = sorted(

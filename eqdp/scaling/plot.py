@@ -1,0 +1,113 @@
+"""``eqdp plot scaling``: log-log sweeps with fitted laws and bands, and the compute frontier.
+
+One row per dataset and budget, one column per axis plus the frontier. Dots are
+runs, markers with bars the mean ± std over seeds, the line the fitted law of
+``eqdp scaling fit`` (refitted here from the same records, same method and
+bootstrap seed) and the band its pointwise 95% bootstrap interval.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from matplotlib.figure import Figure
+from matplotlib.ticker import NullFormatter
+
+from eqdp.errors import EqdpError
+from eqdp.scaling.fit import BOOTSTRAP_RESAMPLES, DegenerateSweep
+from eqdp.scaling.laws import AXIS_ORDER, TARGETS, fit_series, frontier, scaling_series
+from eqdp.scaling.report import AXIS_X_LABEL, family_order
+
+Y_LABELS = {"loss": "validation loss", "1-auc": "validation 1 - AUC"}
+
+
+def draw_scaling(
+    records: list[dict], out: Path, metric: str = "loss", dataset: str | None = None,
+    resamples: int = BOOTSTRAP_RESAMPLES,
+) -> Path:  # fmt: skip
+    from threadpoolctl import threadpool_limits
+
+    if metric not in TARGETS:
+        raise EqdpError(f"scaling plots show {', '.join(TARGETS)}, not {metric!r}")
+    all_series = scaling_series(records)
+    if not all_series:
+        where = f" on {dataset}" if dataset else ""
+        raise EqdpError(f"no scaling records{where} to plot; run a benchmarks/scaling suite first")
+    rows = sorted({(s.dataset, s.epsilon or 0.0) for s in all_series})
+    axes_present = [a for a in AXIS_ORDER if any(s.axis == a for s in all_series)]
+    columns = [*axes_present, "compute"]
+    families = sorted({s.model for s in all_series}, key=family_order)
+    colours = {family: f"C{i}" for i, family in enumerate(families)}
+    figure = Figure(figsize=(3.6 * len(columns), 3.1 * len(rows)), layout="constrained")
+    grid = figure.subplots(len(rows), len(columns), squeeze=False)
+    with threadpool_limits(1):
+        for r, (name, epsilon) in enumerate(rows):
+            row_series = [s for s in all_series if (s.dataset, s.epsilon or 0.0) == (name, epsilon)]
+            budget = "non-private" if not epsilon else f"DP ε={epsilon:g}"
+            for c, axis in enumerate(columns):
+                ax = grid[r][c]
+                ax.set_xscale("log")
+                ax.set_yscale("log")
+                ax.grid(alpha=0.3, which="both")
+                ax.xaxis.set_minor_formatter(NullFormatter())
+                ax.yaxis.set_minor_formatter(NullFormatter())
+                ax.set_title(f"{name} · {budget} · {axis}", fontsize="small")
+                ax.set_xlabel("training FLOPs" if axis == "compute" else AXIS_X_LABEL[axis])
+                if c == 0:
+                    ax.set_ylabel(Y_LABELS[metric])
+                for family in families:
+                    chosen = [s for s in row_series if s.model == family]
+                    if axis == "compute":
+                        _frontier_panel(ax, chosen, metric, colours[family], family)
+                    else:
+                        for series in [s for s in chosen if s.axis == axis]:
+                            _sweep_panel(ax, series, metric, colours[family], resamples)
+                ax.legend(fontsize="x-small")
+    figure.suptitle(
+        "dots: runs; markers: mean ± std over seeds; line and band: fitted law, 95% bootstrap",
+        fontsize="small",
+    )
+    out.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(out, dpi=130)
+    return out
+
+
+def _sweep_panel(ax, series, metric: str, colour: str, resamples: int) -> None:
+    from eqdp.scaling.laws import observations
+
+    x, y, _ = observations(series.records, metric, "val")
+    if len(x) == 0:
+        return
+    ax.scatter(x, y, s=6, color=colour, alpha=0.35, lw=0)
+    xs = np.unique(x)
+    means = np.array([y[x == v].mean() for v in xs])
+    stds = np.array([y[x == v].std(ddof=1) if (x == v).sum() > 1 else 0.0 for v in xs])
+    try:
+        fit = fit_series(series, metric, "val", resamples)
+    except DegenerateSweep:
+        ax.errorbar(xs, means, stds, color=colour, marker="o", ms=3, lw=0.8, ls=":",
+                    elinewidth=0.8, label=f"{series.model}: no law")  # fmt: skip
+        return
+    ax.errorbar(xs, means, stds, color=colour, marker="o", ms=3, ls="none", elinewidth=0.8)
+    band = fit["band"]
+    ax.fill_between(band["x"], band["low"], band["high"], color=colour, alpha=0.15, lw=0)
+    grid = np.asarray(band["x"])
+    curve = fit["E"] + fit["A"] * grid ** -fit["exponent"]
+    ax.plot(grid, curve, color=colour, lw=1.2,
+            label=f"{series.model}: exponent {fit['exponent']:.2f}")  # fmt: skip
+
+
+def _frontier_panel(ax, chosen, metric: str, colour: str, family: str) -> None:
+    if not chosen:
+        return
+    result = frontier(chosen, metric, "val")
+    configs = result["configurations"]
+    ax.scatter([c["train_flops"] for c in configs], [c["y"] for c in configs], s=8,
+               color=colour, alpha=0.4, lw=0)  # fmt: skip
+    front = result["frontier"]
+    label = f"{family} frontier"
+    if result["fit"]:
+        label += f": exponent {result['fit']['exponent']:.2f}"
+    ax.plot([c["train_flops"] for c in front], [c["y"] for c in front], color=colour,
+            marker="o", ms=3, lw=1.2, label=label)  # fmt: skip
