@@ -234,3 +234,21 @@ def test_committed_resolution_suite_sweeps_each_dataset_below_its_own_file() -> 
     assert {s for d, s, v in points if d == "breastmnist"} == {64}
     assert {v for d, s, v in points if d == "pneumoniamnist"} == {12, 16, 20, 24, 28}
     assert len(configs) == 2 * 5 * 2 * 3  # datasets x points x families x seeds
+
+
+def test_twin_initial_weights_do_not_depend_on_the_match_cache() -> None:
+    """Matching a twin builds candidate networks; that must not move the seeded RNG stream."""
+    import torch
+
+    from eqdp.models import create_model
+    from eqdp.models.nasnet import _matched_twin
+
+    def weights() -> torch.Tensor:
+        torch.manual_seed(7)
+        model = create_model("nasnet-b0", 1, 2, width_multiplier=0.61)
+        return torch.cat([p.detach().flatten() for p in model.parameters()])
+
+    _matched_twin.cache_clear()
+    cold = weights()
+    warm = weights()
+    assert torch.equal(cold, warm)

@@ -205,11 +205,19 @@ def _dp_strategy(options: ScalingOptions, config: RunConfig, context, train):
 
 def scaling_table(rows: list[Row], metric: str = "auc") -> str:
     """Per axis, one line per series (model, dataset, budget), one column per point."""
+    from dataclasses import replace
+
     from eqdp.report.tables import pivot_table
 
     parts = []
     for axis in AXES:
-        chosen = [row for row in rows if row.material["options"].get("axis") == axis]
+        # The point's multiplier is the pivot, not part of the line's identity.
+        option = MODEL_OPTIONS.get(axis)
+        chosen = [
+            replace(row, material={**row.material, "model_kwargs": {
+                k: v for k, v in row.material["model_kwargs"].items() if k != option}})
+            for row in rows if row.material["options"].get("axis") == axis
+        ]  # fmt: skip
         if not chosen:
             continue
         table = pivot_table(

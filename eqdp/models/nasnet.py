@@ -55,9 +55,15 @@ def matched_twin(spec: ArchSpec, match: str) -> ArchSpec:
     channels while the twin's depthwise one does not, and an equivariant layer has
     fewer free weights than a plain one, so both matches need their own factor.
     """
+    import torch
+
     if match not in TWIN_MATCHES:
         raise EqdpError(f"unknown twin match {match!r}; valid choices: {', '.join(TWIN_MATCHES)}")
-    return _matched_twin(json.dumps(spec.as_dict(), sort_keys=True), match)
+    # The bisection builds (randomly initialised) candidates. Outside the caller's RNG
+    # stream: else the twin's initial weights would depend on whether this process had
+    # matched the spec before (a cold cache draws numbers, a warm one does not).
+    with torch.random.fork_rng(devices=[]):
+        return _matched_twin(json.dumps(spec.as_dict(), sort_keys=True), match)
 
 
 @cache
