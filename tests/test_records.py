@@ -405,3 +405,26 @@ def test_records_of_the_pre_search_eq_nasnet_load_under_its_new_name(tmp_path: P
     assert rewrite(tmp_path) == 1 and not path.exists()
     (moved,) = (tmp_path / "standard" / "breastmnist_28" / "eq-resnet-d4").glob("*.json")
     assert json.loads(moved.read_text())["model"] == "eq-resnet-d4"
+
+
+def test_records_from_before_an_added_model_option_stay_one_row_with_new_runs(tmp_path) -> None:
+    """eq-nasnet-b0 gained width/depth multipliers: an older record is the multiplier-1 row."""
+    from eqdp.benchmarks import resolve_config
+    from eqdp.config import RunConfig
+    from eqdp.data import make_synthetic_npz
+    from eqdp.results.identity import row_key
+
+    old = make_record(0, 0.9, "eq-nasnet-b0")
+    old["config"]["model_kwargs"] = {"dropout": 0.1}
+    path = tmp_path / "standard" / "breastmnist_28" / "eq-nasnet-b0" / f"{old['run_id']}.json"
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps(old))
+    (loaded,) = load_records(tmp_path)
+    kwargs = loaded["config"]["model_kwargs"]
+    assert kwargs == {"dropout": 0.1, "width_multiplier": 1.0, "depth_multiplier": 1.0}
+    make_synthetic_npz(tmp_path / "data", "breastmnist", 28, n_per_split=(16, 8, 8), seed=0)
+    fresh = resolve_config(RunConfig(
+        benchmark="standard", model="eq-nasnet-b0", dataset="breastmnist", seed=0,
+        train=loaded["config"]["train"], data_dir=str(tmp_path / "data"), verify_md5=False,
+    ))  # fmt: skip
+    assert row_key(fresh.as_dict()) == loaded["key"] == row_key(loaded["config"])

@@ -27,12 +27,19 @@ version-1 record implies, and where it comes from:
 Renamed models (any schema): eqdp 0.1-0.2's hand-designed ``eq-nasnet`` is
 ``eq-resnet-d4`` since the searched Eq-NASNet family landed (``eq-nasnet`` now
 names the searched B0), so an old record keeps describing the network it ran.
+
+Added model options (any schema): an option added to a model later gets, in
+the records written before it, the value that reproduces what they ran (its
+default), so they stay one configuration with new runs of the same network:
+the Eq-NASNet family and its twins gained ``width_multiplier`` and
+``depth_multiplier`` (both 1.0) with the scaling benchmark.
 """
 
 from __future__ import annotations
 
 import copy
 import json
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -48,6 +55,10 @@ V1_MODEL_DEFAULTS: dict[str, dict[str, Any]] = {
 }
 # Old name -> current name of models whose name now means another network.
 RENAMED_MODELS: dict[str, str] = {"eq-nasnet": "eq-resnet-d4"}
+# Model name pattern -> options added later, with the value older records ran with.
+ADDED_MODEL_OPTIONS: dict[str, dict[str, Any]] = {
+    r"(eq-)?nasnet-b\d+": {"width_multiplier": 1.0, "depth_multiplier": 1.0},
+}
 V1_DEFAULT_ATTACKS = ["fgsm", "pgd-linf", "pgd-l2"]
 V1_PGD_STEPS = 10
 V1_ANGLE_STEP = 15.0
@@ -83,23 +94,47 @@ def _current(record: Any) -> bool:
         isinstance(record, dict)
         and record.get("schema_version") == 2
         and record.get("model") not in RENAMED_MODELS
+        and not _missing_options(record)
     )
 
 
+def _missing_options(record: dict) -> dict[str, Any]:
+    """Options added to the record's model since it was written, with their old values."""
+    config = record.get("config")
+    kwargs = config.get("model_kwargs") if isinstance(config, dict) else None
+    if not isinstance(kwargs, dict):
+        return {}
+    model = str(record.get("model"))
+    return {
+        name: value
+        for pattern, added in ADDED_MODEL_OPTIONS.items()
+        if re.fullmatch(pattern, model)
+        for name, value in added.items()
+        if name not in kwargs
+    }
+
+
 def _renamed(record: Any) -> Any:
-    """A schema-2 record of a renamed model, under the model's current name."""
+    """A schema-2 record under its model's current name, with options added since filled in."""
     if not isinstance(record, dict) or record.get("schema_version") != 2:
         return record
     new_name = RENAMED_MODELS.get(record.get("model"))
     config = record.get("config")
-    if new_name is None or not isinstance(config, dict):
+    added = _missing_options(record)
+    if (new_name is None and not added) or not isinstance(config, dict):
         return record
     from eqdp.results.identity import label, row_key
 
     new = copy.deepcopy(record)
-    new["model"] = new["config"]["model"] = new_name
-    if isinstance(new.get("model_info"), dict) and "name" in new["model_info"]:
-        new["model_info"]["name"] = new_name
+    if new_name is not None:
+        new["model"] = new["config"]["model"] = new_name
+        if isinstance(new.get("model_info"), dict) and "name" in new["model_info"]:
+            new["model_info"]["name"] = new_name
+    if added:
+        new["config"]["model_kwargs"] = {**new["config"]["model_kwargs"], **added}
+        defaults = (new.get("model_info") or {}).get("defaults")
+        if isinstance(defaults, dict):
+            new["model_info"]["defaults"] = {**defaults, **added}
     try:
         new["key"] = row_key(new["config"])
         new["label"] = label(new)
