@@ -102,6 +102,11 @@ def _starts_1d(log_y: np.ndarray) -> list[np.ndarray]:
     return [np.array(s) for s in itertools.product(es, spans, alphas)]
 
 
+def _bootstrap_starts(log_y: np.ndarray) -> list[np.ndarray]:
+    low = float(log_y.min())
+    return [np.array([low + np.log(0.5), low + np.log(0.5), alpha]) for alpha in (0.1, 0.5, 1.5)]
+
+
 def _minimise(objective, starts: list[np.ndarray], args: tuple, bounds) -> np.ndarray:
     best, best_value = None, np.inf
     for start in starts:
@@ -151,8 +156,11 @@ def fit_power_law(
     samples = []
     for _ in range(resamples):
         index = _resample(groups, rng)
-        # From the full fit's optimum: a resample is a small perturbation of the data.
-        samples.append(_minimise(_objective_1d, [best], (log_x[index], log_y[index]), bounds))
+        # From the full fit's optimum and a few spread starts: the loss surface has a long
+        # valley (small exponent, small E, large A), and a resample started only at the
+        # optimum stays in its basin, which made intervals look far tighter than they are.
+        starts = [best, *_bootstrap_starts(log_y[index])]
+        samples.append(_minimise(_objective_1d, starts, (log_x[index], log_y[index]), bounds))
     samples_arr = np.array(samples).reshape(-1, 3)
     e, a, alpha = best
     _check_inside(alpha, what)

@@ -46,6 +46,7 @@ METHOD = (
     "replacement)"
 )
 BAND_POINTS = 40
+WEAK_R2 = 0.5  # a law explaining less of the log-variance is reported, and marked weak
 
 
 @dataclass
@@ -145,9 +146,13 @@ def _header(series: Series, kind: str, target: str, split: str) -> dict[str, Any
 
 
 def fit_series(
-    series: Series, target: str = "loss", split: str = "val", resamples: int = BOOTSTRAP_RESAMPLES
-) -> dict[str, Any]:
-    """The power law of one series as a fit file's content; DegenerateSweep if it has none."""
+    series: Series, target: str = "loss", split: str = "val", resamples: int = BOOTSTRAP_RESAMPLES,
+    band_resamples: int = 200,
+) -> dict[str, Any]:  # fmt: skip
+    """The power law of one series as a fit file's content; DegenerateSweep if it has none.
+
+    ``resamples = 0`` gives the same law without intervals (what a plot needs, fast).
+    """
     x, y, points = observations(series.records, target, split)
     x_name = series.records[0]["scaling"]["x_name"]
     law = fit_power_law(x, y, f"{series.name} on {series.dataset}", resamples=resamples)
@@ -157,12 +162,13 @@ def fit_series(
     grid = np.geomspace(x.min(), x.max(), BAND_POINTS)
     from eqdp.scaling.fit import band
 
-    low, high = band(grid, x, y, resamples=min(resamples, 200)) if resamples else (grid, grid)
+    low, high = band(grid, x, y, resamples=band_resamples)
     return {
         **_header(series, "power-law", target, split),
         "x": x_name,
         "law": f"{target}({x_name}) = E + A * {x_name}^-exponent",
         "exponent": law.alpha, "E": law.E, "A": law.A, "r2": law.r2,
+        "weak": law.r2 < WEAK_R2,
         "ci95": {"exponent": law.ci95.get("alpha"), "E": law.ci95.get("E"),
                  "A": law.ci95.get("A")},
         "band": {"x": grid.tolist(), "low": np.asarray(low).tolist(),

@@ -51,7 +51,8 @@ def exponent_table(fits: list[dict], not_fitted: list[dict], target: str = "loss
                 reason = missing.get((dataset, series))
                 cells += ["no law" if reason else "–", "", ""]
             else:
-                cells += [_exponent(fit), f"{fit['E']:.3f}", f"{fit['r2']:.2f}"]
+                weak = " (weak)" if fit.get("weak") else ""
+                cells += [_exponent(fit) + weak, f"{fit['E']:.3f}", f"{fit['r2']:.2f}"]
         out.append("| " + " | ".join(cells) + " |")
     return "\n".join(out) + "\n"
 
