@@ -16,8 +16,10 @@ def test_readme_tables_are_generated_from_committed_records() -> None:
     text = (ROOT / "README.md").read_text()
     assert "<!-- eqdp:table standard train.epochs=100 -->" in text
     assert "<!-- eqdp:search eq-nasnet-28 -->" in text
+    assert "<!-- eqdp:scaling loss -->" in text
     records = load_records(ROOT / "results", on_skip=None)
-    assert updated_readme(text, records) == text, "run `uv run eqdp readme` and commit README.md"
+    fresh = updated_readme(text, records, ROOT / "results")
+    assert fresh == text, "run `uv run eqdp readme` and commit README.md"
 
 
 def test_committed_records_are_all_valid() -> None:

@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 
 from eqdp.cli import app
 from eqdp.data import make_synthetic_npz
+from eqdp.errors import EqdpError
 from eqdp.scaling.fit import DegenerateSweep, fit_joint, fit_power_law, pareto_frontier
 
 
@@ -219,6 +220,11 @@ def test_fit_files_readme_block_and_plot_from_records(scaling_data, tmp_path) ->
 def test_scaling_fit_without_records_is_one_line(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["scaling", "fit", "--results-dir", str(tmp_path)])
     assert result.exit_code == 2 and "no scaling records" in result.output
+    from eqdp.scaling.laws import write_fits
+
+    (tmp_path / "taken").write_text("a file")
+    with pytest.raises(EqdpError, match="is a file"):
+        write_fits({}, [], tmp_path / "taken")
     shown = CliRunner().invoke(app, ["scaling", "show", "--results-dir", str(tmp_path)])
     assert shown.exit_code == 2 and "eqdp scaling fit" in shown.output
 

@@ -305,8 +305,13 @@ def _file_names(all_series: list[Series]) -> dict[str, str]:
 def write_fits(fits: dict[str, dict], skipped: list[dict], out: str | Path) -> Path:
     """Replace ``out`` with the fits and ``index.json``, whole or not at all."""
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".fits-", dir=out.parent))
+    if out.exists() and not out.is_dir():
+        raise EqdpError(f"fits folder {out} is a file; give a folder (--out)")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=".fits-", dir=out.parent))
+    except OSError as error:
+        raise EqdpError(f"cannot write the fits folder {out}: {error.strerror}") from error
     try:
         for name, content in fits.items():
             path = staging / name
