@@ -191,6 +191,7 @@ def fit_joint_series(
         "axis": "width+data",
         "law": f"{target}(N, D) = E + A / N^a + B / D^b (N parameters, D training images)",
         "E": law.E, "A": law.A, "a": law.a, "B": law.B, "b": law.b, "r2": law.r2,
+        "weak": law.r2 < WEAK_R2,
         "exponent": {"a": law.a, "b": law.b},
         "ci95": {"a": law.ci95.get("a"), "b": law.ci95.get("b")},
         "compute_optimal": law.optimal_exponents,

@@ -8,11 +8,12 @@ bootstrap seed) and the band its pointwise 95% bootstrap interval (100 resamples
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
 from matplotlib.figure import Figure
-from matplotlib.ticker import NullFormatter
+from matplotlib.ticker import FuncFormatter
 
 from eqdp.errors import EqdpError
 from eqdp.scaling.fit import DegenerateSweep
@@ -51,8 +52,8 @@ def draw_scaling(
                 ax.set_xscale("log")
                 ax.set_yscale("log")
                 ax.grid(alpha=0.3, which="both")
-                ax.xaxis.set_minor_formatter(NullFormatter())
-                ax.yaxis.set_minor_formatter(NullFormatter())
+                # Sub-decade axes get minor labels; at 2 and 5 only, so they never overlap.
+                ax.xaxis.set_minor_formatter(FuncFormatter(_two_five))
                 ax.set_title(f"{name} · {budget} · {axis}", fontsize="small")
                 ax.set_xlabel("training FLOPs" if axis == "compute" else AXIS_X_LABEL[axis])
                 if c == 0:
@@ -64,7 +65,13 @@ def draw_scaling(
                     else:
                         for series in [s for s in chosen if s.axis == axis]:
                             _sweep_panel(ax, series, metric, colours[family], resamples)
-                ax.legend(fontsize="x-small")
+                if ax.get_legend_handles_labels()[0]:
+                    ax.legend(fontsize="x-small")
+                else:  # an axis this budget did not sweep
+                    ax.cla()
+                    ax.set_axis_off()
+                    ax.text(0.5, 0.5, f"{axis}: not swept\n({budget})", ha="center",
+                            va="center", transform=ax.transAxes, fontsize="small")  # fmt: skip
     figure.suptitle(
         "dots: runs; markers: mean ± std over seeds; line and band: fitted law, 95% bootstrap",
         fontsize="small",
@@ -72,6 +79,16 @@ def draw_scaling(
     out.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(out, dpi=130)
     return out
+
+
+def _two_five(value: float, _position: int) -> str:
+    if value <= 0:
+        return ""
+    exponent = math.floor(math.log10(value))
+    mantissa = round(value / 10**exponent, 6)
+    if mantissa not in (2.0, 5.0):
+        return ""
+    return f"{value:g}" if exponent < 4 else f"{mantissa:g}e{exponent}"
 
 
 def _sweep_panel(ax, series, metric: str, colour: str, resamples: int) -> None:
@@ -97,7 +114,8 @@ def _sweep_panel(ax, series, metric: str, colour: str, resamples: int) -> None:
     grid = np.asarray(band["x"])
     curve = fit["E"] + fit["A"] * grid ** -fit["exponent"]
     ax.plot(grid, curve, color=colour, lw=1.2,
-            label=f"{series.model}: exponent {fit['exponent']:.2f}")  # fmt: skip
+            label=f"{series.model}: exponent {fit['exponent']:.2f}"
+            + (f" (weak, R² {fit['r2']:.2f})" if fit["weak"] else ""))  # fmt: skip
 
 
 def _frontier_panel(ax, chosen, metric: str, colour: str, family: str) -> None:

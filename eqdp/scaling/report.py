@@ -71,7 +71,7 @@ def joint_table(fits: list[dict], target: str = "loss") -> str:
             fit["dataset"], fit["family"], fit["budget"],
             f"{fit['a']:.2f} [{ci['a'][0]:.2f}, {ci['a'][1]:.2f}]",
             f"{fit['b']:.2f} [{ci['b'][0]:.2f}, {ci['b'][1]:.2f}]",
-            f"{fit['E']:.3f}", f"{fit['r2']:.2f}",
+            f"{fit['E']:.3f}", f"{fit['r2']:.2f}" + (" (weak)" if fit.get("weak") else ""),
             f"{optimal['params']:.2f}" if optimal else "–",
             f"{optimal['data']:.2f}" if optimal else "–",
         ]  # fmt: skip
