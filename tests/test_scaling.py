@@ -154,6 +154,16 @@ def test_bad_points_are_one_line_errors(scaling_data, tmp_path, arguments, messa
     assert not (tmp_path / "results").exists() or not records(tmp_path / "results")
 
 
+def test_scaling_fit_of_a_two_point_sweep_is_a_clear_error(scaling_data, tmp_path) -> None:
+    results = tmp_path / "results"
+    made = run(scaling_data, results, "--axis", "width", "--value", "0.35,0.5")
+    assert made.exit_code == 0, made.output
+    fitted = CliRunner().invoke(app, ["scaling", "fit", "--results-dir", str(results)])
+    assert fitted.exit_code == 2, fitted.output
+    assert "2 distinct point(s); a law needs at least 3" in fitted.output
+    assert not (results / "scaling" / "fits").exists()
+
+
 def test_width_of_a_model_without_a_multiplier_names_the_scalable_ones(scaling_data, tmp_path):
     result = CliRunner().invoke(app, [
         "run", "scaling", "--model", "cnn", "--dataset", "breastmnist", "--axis", "width",

@@ -61,9 +61,10 @@ def fit(
             fits, skipped = fit_all(
                 records, targets, split, resamples, on_fit=lambda name: status.update(name)
             )
-        if not fits:
-            raise EqdpError("no series could carry a law: " + "; ".join(
-                s["reason"] for s in skipped))  # fmt: skip
+        if not any(fit["kind"] == "power-law" for fit in fits.values()):
+            # Nothing written: a frontier alone is not what was asked for.
+            raise EqdpError("no sweep could carry a law: " + "; ".join(
+                f"{s['dataset']} {s['series']}: {s['reason']}" for s in skipped))  # fmt: skip
         folder = write_fits(fits, skipped, out or fits_folder(base))
         for item in skipped:
             console.print(f"no law: {item['dataset']} {item['series']} ({item['target']}): "
