@@ -194,6 +194,10 @@ def test_fit_files_readme_block_and_plot_from_records(scaling_data, tmp_path) ->
             loss = (0.2 + 40 * params**-0.5) * (1 + 0.01 * (seed - 1))
             record["metrics"]["val"].update(loss=loss, auc=1 - loss / 2)
             (plant / f"planted-{value}-{seed}.json").write_text(json.dumps(record))
+    # A rerun of one measurement replaces it: the law sees 12 runs, not 13.
+    rerun = json.loads((plant / "planted-0.5-1.json").read_text())
+    rerun["run_id"], rerun["created_at"] = "planted-rerun", "2999-01-01T00:00:00+00:00"
+    (plant / "planted-rerun.json").write_text(json.dumps(rerun))
     fitted = CliRunner().invoke(app, ["scaling", "fit", "--results-dir", str(results),
                                       "--resamples", "40"])  # fmt: skip
     assert fitted.exit_code == 0, fitted.output
@@ -203,6 +207,8 @@ def test_fit_files_readme_block_and_plot_from_records(scaling_data, tmp_path) ->
     assert law["family"] == "eq-nasnet-b0" and law["axis"] == "width" and law["x"] == "params"
     assert law["ci95"]["exponent"][0] <= 0.5 <= law["ci95"]["exponent"][1]
     assert len(law["points"]) == 12 and all("residual" in p for p in law["points"])
+    assert "planted-rerun" in {p["run_id"] for p in law["points"]}
+    assert len(law["band"]["low"]) == len(law["band"]["x"]) == len(law["band"]["high"])
     index = json.loads((fits / "index.json").read_text())
     assert "breastmnist/eq-nasnet-b0-width-loss.json" in index["fits"]
     # fit files are not records

@@ -81,6 +81,7 @@ class PowerLawFit:
     r2: float  # in log space, over every observation
     ci95: dict[str, tuple[float, float]] = field(default_factory=dict)
     x_ref: float = 1.0  # geometric mean of x, the fit's unit
+    band: tuple[list[float], list[float]] | None = None  # (low, high) at the asked x
 
     def __call__(self, x: np.ndarray | float) -> np.ndarray:
         return self.E + self.A * np.asarray(x, dtype=float) ** -self.alpha
@@ -142,15 +143,21 @@ def _groups(keys: np.ndarray) -> list[np.ndarray]:
 
 
 def fit_power_law(
-    x, y, what: str = "sweep", resamples: int = BOOTSTRAP_RESAMPLES, seed: int = 0
-) -> PowerLawFit:
-    """Fit ``y = E + A x^-alpha``; raises DegenerateSweep when the sweep cannot carry a law."""
+    x, y, what: str = "sweep", resamples: int = BOOTSTRAP_RESAMPLES, seed: int = 0,
+    band_x=None,
+) -> PowerLawFit:  # fmt: skip
+    """Fit ``y = E + A x^-alpha``; raises DegenerateSweep when the sweep cannot carry a law.
+
+    With ``band_x``, the fit also carries the pointwise 95% band of the curve at those
+    x, from the same bootstrap resamples as the intervals.
+    """
     x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
     check_sweep(x, y, what)
     x_ref = float(np.exp(np.log(x).mean()))
     log_x, log_y = np.log(x / x_ref), np.log(y)
     bounds = [(-30.0, 10.0), (-30.0, 10.0), ALPHA_BOUNDS]
     best = _minimise(_objective_1d, _starts_1d(log_y), (log_x, log_y), bounds)
+    _check_inside(best[2], what)  # before the bootstrap: a fit on its bound is no law
     rng = np.random.default_rng(seed)
     groups = _groups(x)
     samples = []
@@ -163,7 +170,6 @@ def fit_power_law(
         samples.append(_minimise(_objective_1d, starts, (log_x[index], log_y[index]), bounds))
     samples_arr = np.array(samples).reshape(-1, 3)
     e, a, alpha = best
-    _check_inside(alpha, what)
     predicted = _lse_terms([np.full_like(log_x, e), a - alpha * log_x])[0]
 
     def interval(values: np.ndarray) -> tuple[float, float]:
@@ -176,27 +182,18 @@ def fit_power_law(
             "E": interval(np.exp(samples_arr[:, 0])),
             "A": interval(np.exp(samples_arr[:, 1]) * x_ref ** samples_arr[:, 2]),
         }
+    curve_band = None
+    if resamples and band_x is not None:
+        grid = np.log(np.asarray(band_x, dtype=float) / x_ref)
+        curves = np.exp(samples_arr[:, :1]) + np.exp(
+            samples_arr[:, 1:2] - samples_arr[:, 2:3] * grid[None, :]
+        )
+        low, high = np.percentile(curves, [2.5, 97.5], axis=0)
+        curve_band = (low.tolist(), high.tolist())
     return PowerLawFit(
         E=float(np.exp(e)), A=float(np.exp(a) * x_ref**alpha), alpha=float(alpha),
-        r2=_r2(predicted, log_y), ci95=ci, x_ref=x_ref,
+        r2=_r2(predicted, log_y), ci95=ci, x_ref=x_ref, band=curve_band,
     )  # fmt: skip
-
-
-def band(fit_x: np.ndarray, x, y, resamples: int = 200, seed: int = 1) -> np.ndarray:
-    """(2, len(fit_x)) pointwise 95% band of the fitted curve over bootstrap resamples."""
-    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
-    x_ref = float(np.exp(np.log(x).mean()))
-    log_x, log_y = np.log(x / x_ref), np.log(y)
-    bounds = [(-30.0, 10.0), (-30.0, 10.0), ALPHA_BOUNDS]
-    best = _minimise(_objective_1d, _starts_1d(log_y), (log_x, log_y), bounds)
-    rng, groups = np.random.default_rng(seed), _groups(x)
-    grid = np.log(np.asarray(fit_x, dtype=float) / x_ref)
-    curves = []
-    for _ in range(resamples):
-        index = _resample(groups, rng)
-        e, a, alpha = _minimise(_objective_1d, [best], (log_x[index], log_y[index]), bounds)
-        curves.append(np.exp(e) + np.exp(a - alpha * grid))
-    return np.percentile(np.array(curves), [2.5, 97.5], axis=0)
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from eqdp.benchmarks.scaling import AXES as AXIS_ORDER
 from eqdp.errors import EqdpError, unknown_choice
 from eqdp.scaling.fit import (
     BOOTSTRAP_RESAMPLES,
@@ -38,7 +39,6 @@ TARGETS: dict[str, Callable[[dict], float]] = {
     "1-auc": lambda metrics: 1.0 - float(metrics["auc"]),
 }
 SPLITS: tuple[str, ...] = ("val", "test")
-AXIS_ORDER: tuple[str, ...] = ("width", "depth", "resolution", "data")
 FITS_FOLDER = Path("scaling") / "fits"
 METHOD = (
     f"Chinchilla method 3: Huber (delta {HUBER_DELTA:g}) on log L, L-BFGS-B from a grid of "
@@ -83,11 +83,22 @@ def series_key(record: dict) -> str:
 
 
 def scaling_series(records: list[dict]) -> list[Series]:
-    """The scaling records grouped into series, in a stable order."""
-    grouped: dict[str, Series] = {}
+    """The scaling records grouped into series, in a stable order.
+
+    A rerun of a run (same configuration and seed) replaces it, as in every table:
+    the newest record counts, so a law never sees one measurement twice.
+    """
+    from eqdp.results.identity import run_key
+
+    newest: dict[str, dict] = {}
     for record in records:
         if record.get("benchmark") != "scaling" or "scaling" not in record:
             continue
+        key = run_key(record["config"])
+        if key not in newest or record["created_at"] > newest[key]["created_at"]:
+            newest[key] = record
+    grouped: dict[str, Series] = {}
+    for record in newest.values():
         point = record["scaling"]
         key = series_key(record)
         series = grouped.setdefault(
@@ -114,7 +125,8 @@ def observations(records: list[dict], target: str, split: str, x_field: str | No
         if not math.isfinite(y):
             continue
         points.append({
-            "x": point[x_field or "x"], "y": y, "value": point["value"], "seed": record["seed"],
+            "x": point[x_field or "x"], "y": y, "axis": point["axis"], "value": point["value"],
+            "seed": record["seed"],
             "run_id": record["run_id"], "params": point["params"], "macs": point["macs"],
             "n_train": point["n_train"], "train_flops": point["train_flops"],
         })  # fmt: skip
@@ -146,23 +158,21 @@ def _header(series: Series, kind: str, target: str, split: str) -> dict[str, Any
 
 
 def fit_series(
-    series: Series, target: str = "loss", split: str = "val", resamples: int = BOOTSTRAP_RESAMPLES,
-    band_resamples: int = 200,
-) -> dict[str, Any]:  # fmt: skip
+    series: Series, target: str = "loss", split: str = "val", resamples: int = BOOTSTRAP_RESAMPLES
+) -> dict[str, Any]:
     """The power law of one series as a fit file's content; DegenerateSweep if it has none.
 
-    ``resamples = 0`` gives the same law without intervals (what a plot needs, fast).
+    ``resamples = 0`` gives the same law without intervals or band.
     """
     x, y, points = observations(series.records, target, split)
     x_name = series.records[0]["scaling"]["x_name"]
-    law = fit_power_law(x, y, f"{series.name} on {series.dataset}", resamples=resamples)
+    grid = np.geomspace(x.min(), x.max(), BAND_POINTS)
+    what = f"{series.name} on {series.dataset}"
+    law = fit_power_law(x, y, what, resamples=resamples, band_x=grid)
     for point in points:
         point["predicted"] = float(law(point["x"]))
         point["residual"] = float(math.log(point["y"]) - math.log(point["predicted"]))
-    grid = np.geomspace(x.min(), x.max(), BAND_POINTS)
-    from eqdp.scaling.fit import band
-
-    low, high = band(grid, x, y, resamples=band_resamples)
+    low, high = law.band or (None, None)
     return {
         **_header(series, "power-law", target, split),
         "x": x_name,
@@ -171,8 +181,7 @@ def fit_series(
         "weak": law.r2 < WEAK_R2,
         "ci95": {"exponent": law.ci95.get("alpha"), "E": law.ci95.get("E"),
                  "A": law.ci95.get("A")},
-        "band": {"x": grid.tolist(), "low": np.asarray(low).tolist(),
-                 "high": np.asarray(high).tolist()},
+        "band": {"x": grid.tolist(), "low": low, "high": high} if law.band else None,
         "points": points,
     }  # fmt: skip
 
@@ -206,8 +215,8 @@ def frontier(group: list[Series], target: str, split: str) -> dict[str, Any]:
     _, _, points = observations(records, target, split, x_field="train_flops")
     # One point per configuration: the mean over its seeds.
     by_config: dict[tuple, list[dict]] = {}
-    for point, record in zip(points, _ordered(records, points), strict=True):
-        by_config.setdefault((record["scaling"]["axis"], point["value"]), []).append(point)
+    for point in points:
+        by_config.setdefault((point["axis"], point["value"]), []).append(point)
     configs = [
         {"axis": axis, "value": value,
          "train_flops": float(np.mean([p["train_flops"] for p in ps])),
@@ -231,11 +240,6 @@ def frontier(group: list[Series], target: str, split: str) -> dict[str, Any]:
         **header, "axis": "compute", "x": "train_flops",
         "frontier": on_frontier, "configurations": configs, "fit": fit, "not_fitted": reason,
     }  # fmt: skip
-
-
-def _ordered(records: list[dict], points: list[dict]) -> list[dict]:
-    by_id = {r["run_id"]: r for r in records}
-    return [by_id[p["run_id"]] for p in points]
 
 
 def fit_all(
