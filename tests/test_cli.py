@@ -113,11 +113,13 @@ def test_results_dir_that_is_a_file(tmp_path: Path) -> None:
     assert result.exit_code == 2 and "not a readable directory" in result.output
 
 
-def test_leaderboard_reports_corrupt_file_and_continues(tmp_path: Path) -> None:
+def test_leaderboard_names_a_corrupt_file_and_skips_it_only_when_asked(tmp_path: Path) -> None:
     (tmp_path / "broken.json").write_text("{")
     result = invoke("leaderboard", "--results-dir", str(tmp_path), "--format", "csv")
+    assert result.exit_code == 2 and "broken.json is invalid: unreadable JSON" in result.output
+    result = invoke("leaderboard", "--results-dir", str(tmp_path), "--skip-invalid")
     assert result.exit_code == 0
-    assert "broken.json" in result.output
+    assert "skipping" in result.output and "broken.json" in result.output
 
 
 def test_list_and_info() -> None:
@@ -202,3 +204,27 @@ def test_reading_commands_import_no_torch(arguments: list[str]) -> None:
         [sys.executable, "-c", probe, *arguments], capture_output=True, text=True, cwd=root
     )
     assert "HEAVY []" in run.stdout, run.stdout + run.stderr
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        (lambda r: r["metrics"]["test"].update(auc="high"), "metrics.test.auc = 'high' is not a"),
+        (lambda r: r["timing"].pop("train_seconds"), "timing.train_seconds is missing"),
+    ],
+)
+def test_leaderboard_over_a_damaged_record_fails_naming_it(
+    synthetic_dir: Path, tmp_path: Path, damage, message: str
+) -> None:
+    assert invoke(*run_args(synthetic_dir, tmp_path, "--seed", "0,1")).exit_code == 0
+    path = sorted(p for p in tmp_path.rglob("*.json") if "checkpoints" not in p.parts)[0]
+    record = json.loads(path.read_text())
+    damage(record)
+    path.write_text(json.dumps(record))
+    result = invoke("leaderboard", "--results-dir", str(tmp_path))
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert message in result.output and str(path.name) in result.output
+    assert len(result.output.strip().splitlines()) == 1
+    skipped = invoke("leaderboard", "--results-dir", str(tmp_path), "--skip-invalid", "--format",
+                     "json")  # fmt: skip
+    assert skipped.exit_code == 0 and json.loads(skipped.stdout)[0]["n_seeds"] == 1

@@ -96,3 +96,24 @@ def test_d4_augmentation_only_permutes_pixels(tmp_path: Path) -> None:
         candidates += [c.flip(-1) for c in candidates]
         assert any(torch.equal(moved, c) for c in candidates)
     assert torch.equal(BatchAugmenter("none", seed=0)(images), images)
+
+
+def test_offline_without_data_dir_names_the_options_and_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """medmnist's 11-line download failure becomes one line naming --data-dir, EQDP_DATA_DIR
+    and the file to fetch."""
+    import medmnist
+
+    def offline(self, *args, **kwargs):
+        raise RuntimeError("Automatic download failed! Please download breastmnist.npz manually.")
+
+    monkeypatch.setattr(medmnist.info, "DEFAULT_ROOT", str(tmp_path / "medmnist-root"))
+    monkeypatch.setattr(medmnist.dataset.MedMNIST, "download", offline)
+    with pytest.raises(EqdpError) as raised:
+        load_dataset("breastmnist", 28)
+    message = str(raised.value)
+    assert "\n" not in message
+    assert "breastmnist.npz is not in" in message and "could not be downloaded" in message
+    assert "--data-dir" in message and "EQDP_DATA_DIR" in message
+    assert expected_md5("breastmnist", 28) in message

@@ -131,6 +131,8 @@ def test_suite_sweeps_options_and_resumes(synthetic_dir: Path, tmp_path: Path) -
         ("low-data", ("--fraction", "0.5", "--epsilon", "1"), "No such option: --epsilon"),
         ("adversarial", ("--attack", "fgsm,deepfool"), "unknown attack 'deepfool'"),
         ("adversarial", ("--eps", "1/255,-0.1"), "attack eps must be finite and >= 0, got -0.1"),
+        ("adversarial", ("--attack", "fgsm", "--eps", "2"), "attack eps 2 is above 1, the largest"),
+        ("adversarial", ("--attack", "pgd-l2", "--eps", "29"), "above 28, the largest pgd-l2"),
         ("adversarial", ("--from-run", "nope"), "no finished run with id 'nope'"),
         ("geometric", ("--attack", "fgsm"), "No such option: --attack"),
         ("geometric", ("--from-run", "run-cnn-0-0.8-{}"), "trained on retinamnist at 28px, not"),

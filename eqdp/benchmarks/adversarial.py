@@ -65,6 +65,13 @@ def budgets(options: dict, name: str) -> list[float]:
     return sorted({float(eps) for eps in chosen})
 
 
+def eps_limit(norm: str, channels: int, size: int) -> float:
+    """The largest budget that still constrains anything: the [0, 1] pixel cube's radius
+    in the attack's norm (1 for Linf, its diagonal sqrt(C*H*W) for L2). A larger eps
+    is a typo for a smaller one (2 for 2/255), not a stronger attack."""
+    return 1.0 if norm == "linf" else math.sqrt(channels * size * size)
+
+
 def resolve_adversarial(config: RunConfig) -> RunConfig:
     from eqdp.attacks import ATTACKS
     from eqdp.data.catalog import dataset_info
@@ -73,9 +80,18 @@ def resolve_adversarial(config: RunConfig) -> RunConfig:
     options["attacks"] = list(chosen_attacks(options))
     for name in options["attacks"]:
         ATTACKS.get(name).check_task(dataset_info(config.dataset)["task"], config.dataset)
+    info = dataset_info(config.dataset)
     for eps in options.get("attack_eps") or ():
         if not (eps >= 0 and math.isfinite(eps)):
             raise EqdpError(f"attack eps must be finite and >= 0, got {eps:g}")
+        for name in options["attacks"]:
+            limit = eps_limit(ATTACKS.get(name).norm, int(info["n_channels"]), config.size)
+            if eps > limit:
+                raise EqdpError(
+                    f"attack eps {eps:g} is above {limit:g}, the largest {name} budget in [0, 1] "
+                    f"pixel space at {config.size}px (valid: 0 <= eps <= {limit:g}; "
+                    "8/255 style fractions allowed)"
+                )
     return resolve_evaluation(config.replace(options=options))
 
 

@@ -26,6 +26,12 @@ def leaderboard(
     results_dir: ResultsDir = None,
     format: Annotated[str, typer.Option(help="table, markdown, csv or json.")] = "table",
     show_key: Annotated[bool, typer.Option(help="Add the row key column.")] = False,
+    skip_invalid: Annotated[
+        bool,
+        typer.Option(
+            help="Leave out (and name) files that are not valid records instead of failing."
+        ),
+    ] = False,
 ) -> None:
     """Mean ± std over seeds of test AUC/ACC, one line per configuration.
 
@@ -50,13 +56,24 @@ def leaderboard(
         if dataset is not None and dataset not in FLAGS_2D:
             raise unknown_choice("dataset", dataset, FLAGS_2D)
 
+        invalid: list[tuple[Path, str]] = []
+
         def report_skip(path: Path, reason: str) -> None:
-            errors.print(f"[yellow]skipping[/] {path}: {reason}", highlight=False)
+            invalid.append((path, reason))
+            if skip_invalid:
+                errors.print(f"[yellow]skipping[/] {path}: {reason}", highlight=False)
 
         base = resolve_results(results_dir)
         if not base.exists():
             raise EqdpError(f"results folder {base} does not exist (no runs yet?)")
         records = load_records(base, on_skip=report_skip)
+        if invalid and not skip_invalid:
+            path, reason = invalid[0]
+            more = f" (and {len(invalid) - 1} more)" if len(invalid) > 1 else ""
+            raise EqdpError(
+                f"record {path} is invalid: {reason}{more}; fix or move it, or pass "
+                "--skip-invalid to leave such files out"
+            )
         chosen = board.filter_records(
             records, benchmark=benchmark, dataset=dataset, model=model, size=size
         )

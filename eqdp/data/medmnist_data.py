@@ -155,6 +155,8 @@ def load_dataset(
             dataset = dataset_class(split=split, root=str(root), size=size, download=download)
         except Exception as error:  # medmnist raises bare RuntimeError/zipfile/np errors
             path = root / npz_filename(flag, size)
+            if download and not path.is_file():
+                raise EqdpError(_download_failed(flag, size, root)) from error
             raise EqdpError(f"cannot read {path}: {error}") from error
         splits[split] = _to_split(dataset.imgs, dataset.labels)
     n_channels = int(info["n_channels"])
@@ -173,6 +175,17 @@ def load_dataset(
         **splits,
         file=str(path.resolve()),
         md5=_cached_md5(str(path.resolve()), path.stat().st_mtime_ns),
+    )
+
+
+def _download_failed(flag: str, size: int, root: Path) -> str:
+    """One line instead of medmnist's multi-line download failure (offline machines)."""
+    name = npz_filename(flag, size)
+    url = dataset_info(flag)["url" if size == 28 else f"url_{size}"]
+    return (
+        f"{name} is not in {root} and could not be downloaded (offline?): put the official "
+        f"{name} (MD5 {expected_md5(flag, size)}, from {url}) in a folder and pass "
+        f"--data-dir DIR or set {DATA_DIR_ENV}=DIR"
     )
 
 

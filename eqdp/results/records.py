@@ -119,7 +119,27 @@ def validate_record(record: object) -> str | None:
     test = record["metrics"].get("test")
     if not isinstance(test, dict) or "acc" not in test or "auc" not in test:
         return "metrics.test lacks acc/auc"
+    for split, values in record["metrics"].items():
+        if not isinstance(values, dict):
+            return f"metrics.{split} is not an object"
+        for name, value in values.items():
+            if not _is_number(value, allow_null=True):  # null: undefined (one-class AUC)
+                return f"metrics.{split}.{name} = {value!r} is not a number"
+    for name in TIMING_FIELDS:
+        if name not in record["timing"]:
+            return f"timing.{name} is missing"
+        if not _is_number(record["timing"][name]):
+            return f"timing.{name} = {record['timing'][name]!r} is not a number"
     return None
+
+
+TIMING_FIELDS = ("train_seconds", "images_per_second")
+
+
+def _is_number(value: object, allow_null: bool = False) -> bool:
+    if value is None:
+        return allow_null
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def write_record(record: dict, root: str | os.PathLike | None = None) -> Path:
