@@ -217,7 +217,7 @@ def test_a_fraction_run_gets_its_own_line_in_the_privacy_utility_table() -> None
     subset = [dp_record(0, 1.0, 0.3, fraction=0.1)]
     table = privacy_utility_table(aggregate_rows(full + subset))
     assert "| breastmnist (28) | eq-resnet-d4 | 0.900 ± 0.000 | 0.900 ± 0.000 |" in table
-    assert "| breastmnist (28) | eq-resnet-d4 fraction=0.1 | 0.300 ± 0.000 (n=1) | – |" in table
+    assert "| breastmnist (28) | eq-resnet-d4 fraction=0.1 | 0.300 ± n/a (n=1) | – |" in table
 
 
 def adversarial(seed: int, robust: float, epochs: int = 1, **changes) -> dict:
@@ -265,14 +265,14 @@ def test_robustness_tables_pivot_per_model_with_mean_and_std() -> None:
     table = adversarial_table(aggregate_rows([*records, autoattack]))
     assert "| clean ACC | autoattack 2/255 | fgsm 2/255 | pgd-linf 2/255 |" in table
     # Seed 0 counted twice would make the clean column 0.838 ± 0.048.
-    assert "| 0.850 ± 0.050 | 0.100 ± 0.000 (n=1) | 0.500 ± 0.100 | 0.250 ± 0.050 |" in table
+    assert "| 0.850 ± 0.050 | 0.100 ± n/a (n=1) | 0.500 ± 0.100 | 0.250 ± 0.050 |" in table
 
     geometric = {"worst_case_acc_d4": 0.5, "max_invariance_error_d4": 2e-8}
     options = {"angle_step": 15.0, "scales": [0.9, 1.1]}
     record = make_record(0, benchmark="geometric", geometric=geometric, options=options)
     table = geometric_table(aggregate_rows([record]))
-    assert "| breastmnist (28) | cnn | 0.700 ± 0.000 (n=1) | 0.500 ± 0.000 (n=1) | – |" in table
-    assert "2.0e-08 ± 0e+00 (n=1)" in table
+    assert "| breastmnist (28) | cnn | 0.700 ± n/a (n=1) | 0.500 ± n/a (n=1) | – |" in table
+    assert "2.0e-08 ± n/a (n=1)" in table
 
     def low_data(seed: int, fraction: float, auc: float) -> dict:
         return make_record(
@@ -293,8 +293,8 @@ def test_robustness_rows_of_differently_trained_models_are_not_averaged() -> Non
     short = adversarial(0, 0.2, epochs=10, source_run="s10", run_id="a")
     long = adversarial(0, 0.6, epochs=100, source_run="s100", run_id="b")
     table = adversarial_table(aggregate_rows([short, long]))
-    assert "| breastmnist (28) | cnn 10ep | 0.900 ± 0.000 (n=1) | 0.200 ± 0.000 (n=1) |" in table
-    assert "| breastmnist (28) | cnn 100ep | 0.900 ± 0.000 (n=1) | 0.600 ± 0.000 (n=1) |" in table
+    assert "| breastmnist (28) | cnn 10ep | 0.900 ± n/a (n=1) | 0.200 ± n/a (n=1) |" in table
+    assert "| breastmnist (28) | cnn 100ep | 0.900 ± n/a (n=1) | 0.600 ± n/a (n=1) |" in table
     # How the model was trained is part of the row: an attack on a DP model is its own row.
     private = adversarial(
         0, 0.7, source_run="dp", run_id="c",
@@ -428,3 +428,36 @@ def test_records_from_before_an_added_model_option_stay_one_row_with_new_runs(tm
         train=loaded["config"]["train"], data_dir=str(tmp_path / "data"), verify_md5=False,
     ))  # fmt: skip
     assert row_key(fresh.as_dict()) == loaded["key"] == row_key(loaded["config"])
+
+
+def test_leaderboard_shows_the_benchmarks_own_metrics_and_n_a_for_one_seed() -> None:
+    from eqdp.results.leaderboard import display_table, to_html, to_latex
+
+    rows = aggregate([adversarial(0, 0.4), adversarial(1, 0.6)])
+    header, cells = display_table(rows)
+    assert header[header.index("test ACC") + 1 :][:3] == [
+        "clean ACC", "fgsm 2/255", "pgd-linf 2/255",
+    ]  # fmt: skip
+    assert "benchmark" not in header and "img/s" not in header  # room for the metrics
+    assert cells[0][header.index("fgsm 2/255")] == "0.500 ± 0.141"
+    assert json.loads(to_json(rows))[0]["metrics"]["pgd-linf 2/255"]["mean"] == 0.25
+    assert "fgsm 2/255 mean" in to_csv(rows).splitlines()[0]
+
+    geometric = {"worst_case_acc": 0.3, "max_invariance_error_d4": 2e-8}
+    record = make_record(0, benchmark="geometric", geometric=geometric,
+                         options={"angle_step": 15.0, "scales": [0.9, 1.1]})  # fmt: skip
+    rows = aggregate([record])
+    header, cells = display_table(rows)
+    assert cells[0][header.index("worst ACC, all")] == "0.300 ± n/a"
+    assert cells[0][header.index("max invariance error, D4")] == "2.0e-08 ± n/a"
+    assert cells[0][header.index("test AUC")] == "0.800 ± n/a"  # one seed: no spread, not ± 0
+
+    # Mixed benchmarks: only what every benchmark has.
+    header, _ = display_table(aggregate([record, make_record(0)]))
+    assert "worst ACC, all" not in header and "benchmark" in header
+
+    latex = to_latex(rows)
+    assert latex.startswith("\\begin{tabular}{lll") and "\\toprule" in latex
+    assert "0.300 $\\pm$ n/a" in latex and "worst ACC, all" in latex
+    page = to_html(aggregate([make_record(0, model="a<b>")]))
+    assert "<td>a&lt;b&gt;</td>" in page and page.count("<tr>") == 2

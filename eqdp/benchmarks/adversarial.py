@@ -18,7 +18,7 @@ import time
 from typing import TYPE_CHECKING
 
 from eqdp.benchmarks.pretrained import resolve_evaluation
-from eqdp.benchmarks.registry import Benchmark, PlotSpec, register_benchmark
+from eqdp.benchmarks.registry import Benchmark, Column, PlotSpec, register_benchmark
 from eqdp.config.fields import config_class, option
 from eqdp.errors import EqdpError
 
@@ -234,29 +234,33 @@ def pixel_budget_label(eps: float) -> str:
     return f"{eps:g}"
 
 
-def adversarial_table(rows: list[Row]) -> str:
+def adversarial_columns(rows: list[Row]) -> list[Column]:
     """Clean test ACC, then robust ACC at every (attack, eps) present in the rows."""
-    from eqdp.report.tables import metric_table
-
     seen = {
         (r["attack"], r["eps"])
         for row in rows
         for record in row.members
-        for r in record["adversarial"]["results"]
+        for r in record.get("adversarial", {}).get("results", [])
     }
 
     def robust_acc(attack: str, eps: float):
         def value(record: dict) -> float | None:
-            for result in record["adversarial"]["results"]:
+            for result in record.get("adversarial", {}).get("results", []):
                 if result["attack"] == attack and math.isclose(result["eps"], eps):
                     return result["acc"]
             return None
 
         return value
 
-    columns = [("clean ACC", lambda r: r["adversarial"]["clean"]["acc"], False)]
+    columns: list[Column] = [("clean ACC", lambda r: r["adversarial"]["clean"]["acc"], False)]
     columns += [(f"{a} {pixel_budget_label(e)}", robust_acc(a, e), False) for a, e in sorted(seen)]
-    return metric_table(rows, columns)
+    return columns
+
+
+def adversarial_table(rows: list[Row]) -> str:
+    from eqdp.report.tables import metric_table
+
+    return metric_table(rows, adversarial_columns(rows))
 
 
 def _points(record: dict, metric: str):
@@ -283,6 +287,7 @@ ADVERSARIAL = register_benchmark(
         section="adversarial",
         axes=("attacks", "attack_eps"),
         table=adversarial_table,
+        columns=adversarial_columns,
         plot=PlotSpec(
             x_label="attack eps ([0,1] pixels)",
             points=_points,

@@ -20,7 +20,7 @@ import time
 from typing import TYPE_CHECKING
 
 from eqdp.benchmarks.pretrained import resolve_evaluation
-from eqdp.benchmarks.registry import Benchmark, PlotSpec, register_benchmark
+from eqdp.benchmarks.registry import Benchmark, Column, PlotSpec, register_benchmark
 from eqdp.config.fields import config_class, option
 
 if TYPE_CHECKING:
@@ -126,23 +126,26 @@ def run_geometric(config: RunConfig, on_progress: ProgressCallback | None = None
     return record, prepared.fit.best_state
 
 
+def geometric_columns(rows: list[Row]) -> list[Column]:
+    """Clean ACC, worst-case ACC over D4 / rotations / everything, invariance errors."""
+
+    def summary(name: str):
+        return lambda record: record.get("geometric", {}).get(name)
+
+    return [
+        ("clean ACC", lambda r: r["metrics"]["test"]["acc"], False),
+        ("worst ACC, D4", summary("worst_case_acc_d4"), False),
+        ("worst ACC, rotations", summary("worst_case_acc_rotation"), False),
+        ("worst ACC, all", summary("worst_case_acc"), False),
+        ("max invariance error, D4", summary("max_invariance_error_d4"), True),
+        ("mean invariance error, rotations", summary("mean_invariance_error_rotation"), True),
+    ]
+
+
 def geometric_table(rows: list[Row]) -> str:
     from eqdp.report.tables import metric_table
 
-    def summary(name: str):
-        return lambda record: record["geometric"].get(name)
-
-    return metric_table(
-        rows,
-        [
-            ("clean ACC", lambda r: r["metrics"]["test"]["acc"], False),
-            ("worst ACC, D4", summary("worst_case_acc_d4"), False),
-            ("worst ACC, rotations", summary("worst_case_acc_rotation"), False),
-            ("worst ACC, all", summary("worst_case_acc"), False),
-            ("max invariance error, D4", summary("max_invariance_error_d4"), True),
-            ("mean invariance error, rotations", summary("mean_invariance_error_rotation"), True),
-        ],
-    )
+    return metric_table(rows, geometric_columns(rows))
 
 
 def _points(record: dict, metric: str):
@@ -164,6 +167,7 @@ GEOMETRIC = register_benchmark(
         evaluates_trained_model=True,
         section="geometric",
         table=geometric_table,
+        columns=geometric_columns,
         plot=PlotSpec(
             x_label="rotation angle (degrees)",
             points=_points,

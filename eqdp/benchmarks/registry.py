@@ -21,6 +21,8 @@ if TYPE_CHECKING:
     from eqdp.engine.progress import ProgressCallback
     from eqdp.results.rows import Row
 
+# header, record -> value (None if absent), scientific notation
+Column = tuple[str, Callable[[dict], float | None], bool]
 # (panel suffix, x, y) of one record; x None marks a reference line (clean, non-private).
 Points = list[tuple[str, float | None, float]]
 
@@ -57,6 +59,9 @@ class Benchmark:
     # row key, so several runs on one checkpoint are one row with more columns.
     axes: tuple[str, ...] = ()
     table: Callable[[list[Row]], str] | None = None  # README block <!-- eqdp:table NAME -->
+    # The benchmark's own metrics beyond test AUC/ACC, as columns (header, record -> value,
+    # scientific) for the rows at hand: the leaderboard shows them next to AUC/ACC.
+    columns: Callable[[list[Row]], list[Column]] | None = None
     plot: PlotSpec | None = None
     # Records of one measurement (same row, seed and evaluated checkpoint), oldest first,
     # merged into one; default: the newest wins.

@@ -24,7 +24,9 @@ def leaderboard(
         str | None, typer.Option(help="Only the configuration whose row key starts with this.")
     ] = None,
     results_dir: ResultsDir = None,
-    format: Annotated[str, typer.Option(help="table, markdown, csv or json.")] = "table",
+    format: Annotated[
+        str, typer.Option(help="table, markdown, csv, json, latex (booktabs) or html.")
+    ] = "table",
     show_key: Annotated[bool, typer.Option(help="Add the row key column.")] = False,
     skip_invalid: Annotated[
         bool,
@@ -37,7 +39,9 @@ def leaderboard(
 
     A line is one configuration: the records whose whole configuration but the
     seed is the same (its row key, --show-key). The setting column is what
-    differs from the benchmark's defaults.
+    differs from the benchmark's defaults. With one benchmark, its own metrics
+    are columns too: robust ACC per attack and eps (adversarial), worst-case ACC
+    and invariance error (geometric). A single seed shows ± n/a.
 
     Example: [bold]eqdp leaderboard --results-dir results --benchmark dp --dataset breastmnist[/]
     """
@@ -86,6 +90,10 @@ def leaderboard(
             sys.stdout.write(board.to_csv(rows))
         elif format == "json":
             sys.stdout.write(board.to_json(rows))
+        elif format == "latex":
+            sys.stdout.write(board.to_latex(rows, show_key))
+        elif format == "html":
+            sys.stdout.write(board.to_html(rows, show_key))
         else:
             table = Table(title=f"eqdp leaderboard: {base} ({len(chosen)} records)")
             header, cells = board.display_table(rows, show_key)

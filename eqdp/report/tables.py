@@ -14,11 +14,11 @@ from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from eqdp.benchmarks.registry import Column  # header, record -> value, scientific notation
 from eqdp.results.identity import canonical, digest, distinguishing_labels
 from eqdp.results.rows import Row, mean_std
 
 Value = Callable[[dict], float | None]  # one number of one record
-Column = tuple[str, Value, bool]  # header, value, scientific notation
 
 
 def dataset_label(row: Row) -> str:
@@ -26,12 +26,14 @@ def dataset_label(row: Row) -> str:
 
 
 def cell(values: list[float | None], digits: int = 3, scientific: bool = False) -> str:
-    """mean ± sample std over the finite values, with (n=k) when fewer than three."""
+    """mean ± sample std over the finite values, with (n=k) when fewer than three; one
+    value has no spread to report: ± n/a."""
     mean, std = mean_std(values)
     if math.isnan(mean):
         return "–"
     finite = [v for v in values if v is not None and math.isfinite(v)]
-    text = f"{mean:.1e} ± {std:.0e}" if scientific else f"{mean:.{digits}f} ± {std:.{digits}f}"
+    spread = "n/a" if len(finite) == 1 else (f"{std:.0e}" if scientific else f"{std:.{digits}f}")
+    text = f"{mean:.1e} ± {spread}" if scientific else f"{mean:.{digits}f} ± {spread}"
     return text if len(finite) >= 3 else f"{text} (n={len(finite)})"
 
 

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import csv
+import html
 import io
 import json
 import math
-from dataclasses import asdict, dataclass
+from collections import defaultdict
+from dataclasses import asdict, dataclass, field
 
+from eqdp.benchmarks.registry import BENCHMARKS
 from eqdp.results.rows import Row, aggregate_rows, mean_std
 
-FORMATS: tuple[str, ...] = ("table", "markdown", "csv", "json")
+FORMATS: tuple[str, ...] = ("table", "markdown", "csv", "json", "latex", "html")
 
 __all__ = [
     "FORMATS",
@@ -26,6 +29,8 @@ __all__ = [
     "target_epsilon",
     "to_csv",
     "to_json",
+    "to_html",
+    "to_latex",
     "to_markdown",
 ]
 
@@ -48,9 +53,16 @@ class LeaderboardRow:
     train_seconds_mean: float
     images_per_second_mean: float = math.nan
     epsilon: float | None = None  # target epsilon of DP runs (inf: non-private reference)
+    # The benchmark's own metrics (robust ACC per attack and eps, worst-case ACC, invariance
+    # error, ...): header -> (mean, std) over the seeds; see Benchmark.columns.
+    metrics: dict[str, tuple[float, float]] = field(default_factory=dict)
+    scientific: frozenset[str] = frozenset()  # metrics shown in scientific notation
 
     def as_dict(self) -> dict:
-        return asdict(self)
+        values = asdict(self)
+        values.pop("scientific")
+        values["metrics"] = {k: {"mean": m, "std": s} for k, (m, s) in self.metrics.items()}
+        return values
 
 
 def filter_records(records: list[dict], **wanted: object) -> list[dict]:
@@ -68,7 +80,7 @@ def _number(value: object) -> float | None:
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
-def leaderboard_row(row: Row) -> LeaderboardRow:
+def leaderboard_row(row: Row, columns: list | None = None) -> LeaderboardRow:
     newest = row.newest
     info = newest.get("model_info", {})
     privacy = newest.get("privacy") if row.benchmark == "dp" else None
@@ -93,11 +105,32 @@ def leaderboard_row(row: Row) -> LeaderboardRow:
         train_seconds_mean=seconds,
         images_per_second_mean=speed,
         epsilon=target_epsilon(privacy) if privacy is not None else None,
+        metrics={name: row.stat(_safe(value)) for name, value, _ in columns or ()},
+        scientific=frozenset(name for name, _, sci in columns or () if sci),
     )
 
 
+def _safe(value):
+    """A column's value of a record, None where the record lacks it."""
+
+    def read(record: dict) -> float | None:
+        try:
+            return _number(value(record))
+        except (KeyError, TypeError):
+            return None
+
+    return read
+
+
 def leaderboard_rows(rows: list[Row]) -> list[LeaderboardRow]:
-    lines = [leaderboard_row(row) for row in rows]
+    by_benchmark: dict[str, list[Row]] = defaultdict(list)
+    for row in rows:
+        by_benchmark[row.benchmark].append(row)
+    columns = {}
+    for name, members in by_benchmark.items():
+        own = BENCHMARKS.get(name).columns
+        columns[name] = own(members) if own is not None else []
+    lines = [leaderboard_row(row, columns[row.benchmark]) for row in rows]
     lines.sort(
         key=lambda r: (
             r.benchmark,
@@ -147,6 +180,10 @@ TABLE_HEADER = (
 )  # fmt: skip
 
 
+TEXT_COLUMNS = frozenset({"benchmark", "dataset", "model", "setting", "key"})
+COMPACT_DROPS = frozenset({"benchmark", "params", "MACs", "train s", "img/s"})
+
+
 def display_cells(row: LeaderboardRow) -> list[str]:
     return [
         row.benchmark,
@@ -155,8 +192,8 @@ def display_cells(row: LeaderboardRow) -> list[str]:
         row.setting,
         format_epsilon(row.epsilon),
         str(row.n_seeds),
-        pm(row.test_auc_mean, row.test_auc_std),
-        pm(row.test_acc_mean, row.test_acc_std),
+        pm(row.test_auc_mean, row.test_auc_std, row.n_seeds),
+        pm(row.test_acc_mean, row.test_acc_std, row.n_seeds),
         human_count(row.params),
         human_count(row.macs),
         "–" if math.isnan(row.train_seconds_mean) else f"{row.train_seconds_mean:.0f}",
@@ -167,7 +204,8 @@ def display_cells(row: LeaderboardRow) -> list[str]:
 def display_table(
     rows: list[LeaderboardRow], with_key: bool = False
 ) -> tuple[list[str], list[list[str]]]:
-    """Header and cells; the ε column only when some row is a DP run."""
+    """Header and cells; the ε column only when some row is a DP run, the benchmark's own
+    metrics when every row is of one benchmark (they would mean nothing across benchmarks)."""
     keep = [
         i
         for i, name in enumerate(TABLE_HEADER)
@@ -175,11 +213,31 @@ def display_table(
     ]
     header = [TABLE_HEADER[i] for i in keep]
     cells = [[line[i] for i in keep] for line in map(display_cells, rows)]
+    extra = list(dict.fromkeys(name for row in rows for name in row.metrics))
+    if extra and len({row.benchmark for row in rows}) == 1:
+        # Room for the benchmark's metrics: its name, size and speed are in the other formats.
+        keep = [i for i, name in enumerate(header) if name not in COMPACT_DROPS]
+        header = [header[i] for i in keep]
+        cells = [[line[i] for i in keep] for line in cells]
+        at = header.index("test ACC") + 1
+        header[at:at] = extra
+        for line, row in zip(cells, rows, strict=True):
+            line[at:at] = [_metric_cell(row, name) for name in extra]
     if with_key:
         header.append("key")
         for line, row in zip(cells, rows, strict=True):
             line.append(row.key)
     return header, cells
+
+
+def _metric_cell(row: LeaderboardRow, name: str) -> str:
+    mean, std = row.metrics.get(name, (math.nan, math.nan))
+    if math.isnan(mean):
+        return "–"
+    spread = "n/a" if row.n_seeds == 1 else None
+    if name in row.scientific:
+        return f"{mean:.1e} ± {spread or f'{std:.0e}'}"
+    return f"{mean:.3f} ± {spread or f'{std:.3f}'}"
 
 
 def to_markdown(rows: list[LeaderboardRow], with_key: bool = False) -> str:
@@ -190,18 +248,66 @@ def to_markdown(rows: list[LeaderboardRow], with_key: bool = False) -> str:
 
 
 def to_csv(rows: list[LeaderboardRow]) -> str:
+    """One column per field; each benchmark metric as ``NAME mean`` and ``NAME std``."""
     buffer = io.StringIO()
-    names = list(LeaderboardRow.__dataclass_fields__)
-    writer = csv.DictWriter(buffer, fieldnames=names, lineterminator="\n")
+    names = [n for n in LeaderboardRow.__dataclass_fields__ if n not in ("metrics", "scientific")]
+    extra = list(dict.fromkeys(name for row in rows for name in row.metrics))
+    fields = names + [f"{name} {part}" for name in extra for part in ("mean", "std")]
+    writer = csv.DictWriter(buffer, fieldnames=fields, lineterminator="\n")
     writer.writeheader()
     for row in rows:
-        writer.writerow(row.as_dict())
+        values = {k: v for k, v in row.as_dict().items() if k in names}
+        for name, (mean, std) in row.metrics.items():
+            values[f"{name} mean"], values[f"{name} std"] = mean, std
+        writer.writerow(values)
     return buffer.getvalue()
 
 
-def to_json(rows: list[LeaderboardRow]) -> str:
-    safe = [
-        {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in r.as_dict().items()}
-        for r in rows
+_LATEX_SPECIAL = {
+    "\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
+    "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
+    "±": r"$\pm$", "ε": r"$\varepsilon$", "∞": r"$\infty$", "–": "--", "°": r"$^\circ$",
+    "×": r"$\times$",
+}  # fmt: skip
+
+
+def latex_escape(text: str) -> str:
+    return "".join(_LATEX_SPECIAL.get(char, char) for char in text)
+
+
+def to_latex(rows: list[LeaderboardRow], with_key: bool = False) -> str:
+    """A booktabs ``tabular`` (needs ``\\usepackage{booktabs}``), cells as in the table."""
+    header, cells = display_table(rows, with_key)
+    lines = [
+        r"\begin{tabular}{" + "".join("l" if h in TEXT_COLUMNS else "r" for h in header) + "}",
+        r"\toprule",
+        " & ".join(latex_escape(h) for h in header) + r" \\",
+        r"\midrule",
     ]
+    lines += [" & ".join(latex_escape(c) for c in line) + r" \\" for line in cells]
+    lines += [r"\bottomrule", r"\end{tabular}"]
+    return "\n".join(lines) + "\n"
+
+
+def to_html(rows: list[LeaderboardRow], with_key: bool = False) -> str:
+    """A plain ``<table>`` with a header row, cells escaped."""
+    header, cells = display_table(rows, with_key)
+    out = ['<table class="eqdp-leaderboard">', "  <thead>"]
+    out.append("    <tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in header) + "</tr>")
+    out += ["  </thead>", "  <tbody>"]
+    for line in cells:
+        out.append("    <tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in line) + "</tr>")
+    out += ["  </tbody>", "</table>"]
+    return "\n".join(out) + "\n"
+
+
+def to_json(rows: list[LeaderboardRow]) -> str:
+    from eqdp.results.records import json_safe
+
+    safe = []
+    for row in rows:
+        values = json_safe(row.as_dict())  # nan (nothing measured) -> null
+        if row.epsilon is not None and math.isinf(row.epsilon):
+            values["epsilon"] = "inf"  # the non-private reference, as configurations write it
+        safe.append(values)
     return json.dumps(safe, indent=2) + "\n"
