@@ -228,3 +228,28 @@ def test_leaderboard_over_a_damaged_record_fails_naming_it(
     skipped = invoke("leaderboard", "--results-dir", str(tmp_path), "--skip-invalid", "--format",
                      "json")  # fmt: skip
     assert skipped.exit_code == 0 and json.loads(skipped.stdout)[0]["n_seeds"] == 1
+
+
+def test_runs_lists_finished_runs_with_ids_filters_and_checkpoints(
+    synthetic_dir: Path, tmp_path: Path
+) -> None:
+    results = tmp_path / "r"
+    assert invoke(*run_args(synthetic_dir, results, "--seed", "0,1")).exit_code == 0
+    listed = invoke("runs", "--results-dir", str(results), "--format", "json")
+    assert listed.exit_code == 0, listed.output
+    runs = json.loads(listed.stdout)
+    assert [r["seed"] for r in runs] == [1, 0]  # newest first
+    assert all(r["checkpoint"] and Path(r["checkpoint"]).is_file() for r in runs)
+    Path(runs[0]["checkpoint"]).unlink()
+    flags = ("--results-dir", str(results), "--format", "json")
+    usable = json.loads(invoke("runs", *flags, "--with-checkpoint").stdout)
+    assert [r["run_id"] for r in usable] == [runs[1]["run_id"]]
+    only = json.loads(invoke("runs", "--results-dir", str(results), "--seed", "1",
+                             "--format", "json").stdout)  # fmt: skip
+    assert [r["run_id"] for r in only] == [runs[0]["run_id"]]
+    table = invoke("runs", "--results-dir", str(results))
+    assert runs[1]["run_id"] in table.stdout and "2 of 2 finished runs" in table.stdout
+    bad = invoke("runs", "--results-dir", str(results), "--benchmark", "olympics")
+    assert bad.exit_code == 2 and "unknown benchmark 'olympics'" in bad.output
+    missing = invoke("runs", "--results-dir", str(tmp_path / "absent"))
+    assert missing.exit_code == 2 and "does not exist" in missing.output

@@ -168,3 +168,92 @@ def plot(
         console.print(f"wrote {path}")
 
     guarded(body)
+
+
+@app.command(rich_help_panel="Results")
+def runs(
+    benchmark: Annotated[str | None, typer.Option(help="Only this benchmark.")] = None,
+    dataset: Annotated[str | None, typer.Option(help="Only this dataset.")] = None,
+    model: Annotated[str | None, typer.Option(help="Only this model.")] = None,
+    seed: Annotated[int | None, typer.Option(help="Only this seed.")] = None,
+    key: Annotated[
+        str | None, typer.Option(help="Only the configuration whose row key starts with this.")
+    ] = None,
+    with_checkpoint: Annotated[
+        bool, typer.Option(help="Only runs whose checkpoint is there (usable with --from-run).")
+    ] = False,
+    results_dir: ResultsDir = None,
+    checkpoint_dir: Annotated[
+        Path | None,
+        typer.Option(help="Checkpoints folder \\[env: EQDP_CHECKPOINT_DIR; default: "
+                     "checkpoints/ in the records folder]."),  # fmt: skip
+    ] = None,
+    format: Annotated[str, typer.Option(help="table or json.")] = "table",
+) -> None:
+    """Finished runs, newest first: run id, configuration, test AUC, and whether the
+    checkpoint is there, so a run id can go to --from-run or `eqdp reproduce`.
+
+    Example: [bold]eqdp runs --results-dir results --benchmark standard --model cnn[/]
+    """
+
+    def body() -> None:
+        import json
+
+        from eqdp.benchmarks import BENCHMARKS
+        from eqdp.data.catalog import FLAGS_2D
+        from eqdp.results.checkpoints import checkpoint_path
+        from eqdp.results.identity import run_key
+        from eqdp.results.leaderboard import filter_records
+        from eqdp.results.records import load_records
+        from eqdp.results.records import results_dir as resolve_results
+
+        if format not in ("table", "json"):
+            raise unknown_choice("format", format, ("table", "json"))
+        if benchmark is not None:
+            BENCHMARKS.get(benchmark)
+        if dataset is not None and dataset not in FLAGS_2D:
+            raise unknown_choice("dataset", dataset, FLAGS_2D)
+        base = resolve_results(results_dir)
+        if not base.exists():
+            raise EqdpError(f"results folder {base} does not exist (no runs yet?)")
+        records = filter_records(
+            load_records(base, on_skip=None),
+            benchmark=benchmark, dataset=dataset, model=model, seed=seed,
+        )  # fmt: skip
+        listed = []
+        for record in sorted(records, key=lambda r: (r["created_at"], r["run_id"]), reverse=True):
+            row_key = record.get("key") or run_key(record["config"])[:12]
+            if key is not None and not row_key.startswith(key):
+                continue
+            path = checkpoint_path(record["run_id"], checkpoint_dir, base)
+            has_checkpoint = bool(record.get("checkpoint")) and path.is_file()
+            if with_checkpoint and not has_checkpoint:
+                continue
+            listed.append((record, row_key, path if has_checkpoint else None))
+        if format == "json":
+            payload = [
+                {
+                    "run_id": r["run_id"], "benchmark": r["benchmark"], "dataset": r["dataset"],
+                    "size": r["size"], "model": r["model"], "seed": r["seed"],
+                    "setting": r.get("label"), "key": k, "created_at": r["created_at"],
+                    "test_auc": r["metrics"]["test"].get("auc"),
+                    "checkpoint": str(p) if p else None, "record": r["_path"],
+                }  # fmt: skip
+                for r, k, p in listed
+            ]
+            sys.stdout.write(json.dumps(payload, indent=2) + "\n")
+            return
+        table = Table(title=f"eqdp runs: {base} ({len(listed)} of {len(records)} finished runs)")
+        for column in ("run id", "benchmark", "dataset", "model", "setting", "seed", "test AUC",
+                       "key", "checkpoint"):  # fmt: skip
+            table.add_column(column)
+        for record, row_key, path in listed:
+            auc = record["metrics"]["test"].get("auc")
+            table.add_row(
+                record["run_id"], record["benchmark"], f"{record['dataset']} ({record['size']})",
+                record["model"], record.get("label") or "", str(record["seed"]),
+                "–" if auc is None else f"{auc:.3f}", row_key, "yes" if path else "no",
+            )  # fmt: skip
+        console.print(table)
+
+    guarded(body)
