@@ -407,3 +407,16 @@ def test_new_equivariant_conv_kinds_have_exact_per_sample_gradients(size: int, l
     layer = EquivariantConv2d(kernel_size=3, **layer_kwargs).double()
     x = torch.randn(3, layer.in_channels, size, size, dtype=torch.float64)
     assert_grad_samples_match_loop(layer, x, skip_filter_gradients=True)
+
+
+def test_accounting_at_full_batch_prints_no_numpy_warning() -> None:
+    """Opacus' PRV accountant logs a discarded zero when the sample rate is 1 (a batch as
+    large as a small subset); its result is finite and nothing may be printed raw."""
+    import warnings
+
+    from eqdp.privacy.accounting import calibrate_noise, spent_epsilon
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        noise = calibrate_noise(8.0, 1e-3, 1.0, 5, "prv")
+        assert math.isfinite(spent_epsilon("prv", noise, 1.0, 5, 1e-3))

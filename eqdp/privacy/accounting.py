@@ -29,15 +29,16 @@ def calibrate_noise(
 ) -> float:
     """Smallest noise multiplier (to Opacus' tolerance) whose epsilon stays <= the target."""
     try:
-        return float(
-            get_noise_multiplier(
-                target_epsilon=target_epsilon,
-                target_delta=delta,
-                sample_rate=sample_rate,
-                steps=steps,
-                accountant=accountant,
+        with quiet_numpy():
+            return float(
+                get_noise_multiplier(
+                    target_epsilon=target_epsilon,
+                    target_delta=delta,
+                    sample_rate=sample_rate,
+                    steps=steps,
+                    accountant=accountant,
+                )
             )
-        )
     except ValueError as error:
         raise EqdpError(
             f"no noise multiplier reaches epsilon={target_epsilon:g} at delta={delta:g} "
@@ -53,7 +54,15 @@ def spent_epsilon(
         return 0.0
     tracker = create_accountant(mechanism=check_accountant(accountant))
     tracker.history = [(noise_multiplier, sample_rate, steps)]
-    return float(tracker.get_epsilon(delta=delta))
+    with quiet_numpy():
+        return float(tracker.get_epsilon(delta=delta))
+
+
+def quiet_numpy() -> np.errstate:
+    """Opacus' PRV accountant evaluates both branches of an ``np.where`` and logs a zero
+    (``prvs.py``: ``np.log(np.where(t > log(1 - q), ..., 1))``); the branch it keeps is
+    finite, so numpy's divide-by-zero warning on the discarded one is noise, not a fault."""
+    return np.errstate(divide="ignore", invalid="ignore")
 
 
 # Orders searched by rdp_epsilon: fine steps below 11 (where small budgets find their

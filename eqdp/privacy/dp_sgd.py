@@ -29,7 +29,7 @@ from eqdp.config.train import TrainConfig
 from eqdp.engine.strategy import TrainingStrategy
 from eqdp.errors import EqdpError
 from eqdp.privacy import grad_sample as _grad_sample  # noqa: F401  (registers grad samplers)
-from eqdp.privacy.accounting import calibrate_noise, rdp_epsilon, spent_epsilon
+from eqdp.privacy.accounting import calibrate_noise, quiet_numpy, rdp_epsilon, spent_epsilon
 from eqdp.privacy.grad_sample.equivariant_conv import skip_batch_filter_gradients
 from eqdp.privacy.options import DPOptions
 
@@ -198,7 +198,8 @@ class DPSGD(TrainingStrategy):
         private = options.private
         epsilon = None
         if private:
-            epsilon = float(self.engine.accountant.get_epsilon(delta=options.delta))
+            with quiet_numpy():
+                epsilon = float(self.engine.accountant.get_epsilon(delta=options.delta))
             recomputed = spent_epsilon(
                 options.accountant, self.noise, schedule.sample_rate, steps, options.delta
             )
