@@ -253,3 +253,19 @@ def test_runs_lists_finished_runs_with_ids_filters_and_checkpoints(
     assert bad.exit_code == 2 and "unknown benchmark 'olympics'" in bad.output
     missing = invoke("runs", "--results-dir", str(tmp_path / "absent"))
     assert missing.exit_code == 2 and "does not exist" in missing.output
+
+
+def test_run_output_says_the_plan_then_per_epoch_eta_and_a_long_run_estimate(
+    synthetic_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from eqdp.cli import progress
+
+    monkeypatch.setattr(progress, "LONG_RUN_SECONDS", 0.0)  # every run counts as long
+    result = invoke(*run_args(synthetic_dir, tmp_path, "--epochs", "2"))
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert "standard cnn breastmnist seed 0: loading data and building the model" in lines[0]
+    assert "training 2 epochs x 64 images = 128 images planned" in lines[1]
+    assert "the first epoch took" in lines[2] and "all 2 epochs will take about" in lines[2]
+    assert "epoch 1/2 loss" in lines[3] and ", eta " in lines[3]
+    assert "epoch 2/2 loss" in lines[4] and "eta" not in lines[4]

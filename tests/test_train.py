@@ -120,3 +120,21 @@ def test_import_eqdp_turns_on_torch_huge_pages_before_torch_is_imported() -> Non
 
     assert value_seen_by_torch() == "at torch import: 1"
     assert value_seen_by_torch(THP_MEM_ALLOC_ENABLE="0") == "at torch import: 0"
+
+
+def test_fit_reports_its_plan_then_images_within_epochs(
+    synthetic_dir: Path, monkeypatch
+) -> None:
+    from eqdp.engine import EpochStats, TrainingProgress
+
+    monkeypatch.setattr(TrainingProgress, "EVERY", 0.0)  # every batch
+    data = load_dataset("breastmnist", 28, synthetic_dir, verify_md5=False)
+    updates: list = []
+    model = eqdp.create_model("cnn", 1, 2, width=4)
+    fit(model, data, TrainConfig(epochs=2, batch_size=16), 0, torch.device("cpu"),
+        on_progress=updates.append)  # fmt: skip
+    training = [u for u in updates if isinstance(u, TrainingProgress)]
+    assert training[0].images == 0 and training[0].planned == 2 * 64  # the plan, first
+    assert [u.images for u in training[1:]] == [16, 32, 48, 64, 80, 96, 112, 128]
+    assert training[-1].eta_seconds() == 0.0 and training[1].eta_seconds() > 0
+    assert [u.epoch for u in updates if isinstance(u, EpochStats)] == [1, 2]

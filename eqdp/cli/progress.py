@@ -8,7 +8,6 @@ from typing import Any
 from rich.live import Live
 from rich.progress import (
     BarColumn,
-    MofNCompleteColumn,
     Progress,
     TextColumn,
     TimeElapsedColumn,
@@ -23,7 +22,7 @@ def run_progress() -> Progress:
     return Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
-        MofNCompleteColumn(),
+        TextColumn("{task.fields[step]}"),
         TextColumn("{task.fields[status]}"),
         TimeElapsedColumn(),
         TextColumn("eta"),
@@ -33,33 +32,97 @@ def run_progress() -> Progress:
     )
 
 
+# A run whose first epoch says it will take at least this long prints its estimate.
+LONG_RUN_SECONDS = 60.0
+
+
+def human_duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 90 * 60:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
 class RunBar:
-    """One run's bar: epochs, then the evaluation stage (attack batches)."""
+    """One run's bar, counting training images so its ETA starts within seconds (not after
+    the first epoch), then the evaluation stage (attack batches). Says what it plans before
+    training, and after the first epoch how long the run will take when that is long.
+    Without a terminal (logs, CI) the same as lines: one per epoch, with an ETA."""
 
     def __init__(self, progress: Progress, label: str, epochs: int) -> None:
-        self.progress, self.label = progress, label
-        self.task = progress.add_task(label, total=epochs, status="loading data and model")
+        self.progress, self.label, self.epochs = progress, label, epochs
+        self.planned: int | None = None
+        self.training_started: float | None = None
+        self.status = "training"
+        self.task = progress.add_task(
+            label, total=None, step="", status="loading data and building the model"
+        )
+        self._say("loading data and building the model", only_without_terminal=True)
+
+    def _say(self, text: str, only_without_terminal: bool = False) -> None:
+        if errors.is_terminal and only_without_terminal:
+            return
+        target = self.progress.console if errors.is_terminal else errors
+        target.print(f"{self.label}: {text}", soft_wrap=True, highlight=False)
 
     def __call__(self, update: Any) -> None:
-        from eqdp.engine.progress import StageProgress
+        from eqdp.engine.progress import StageProgress, TrainingProgress
 
-        if isinstance(update, StageProgress):
+        if isinstance(update, TrainingProgress):
+            self._training(update)
+        elif isinstance(update, StageProgress):
             status = update.status
             self.progress.update(
                 self.task,
                 completed=update.done,
                 total=update.total,
+                step=f"{update.done}/{update.total}",
                 status=status,
                 description=f"{self.label} {update.stage}",
             )
-            line = f"{self.label}: {update.stage} {update.done}/{update.total} {status}"
+            self._say(f"{update.stage} {update.done}/{update.total} {status}", True)
         else:
-            status = f"loss {update.train_loss:.4f}  val AUC {update.val_auc:.3f}"
-            self.progress.update(self.task, advance=1, total=update.epochs, status=status)
-            epoch = f"epoch {update.epoch}/{update.epochs}"
-            line = f"{self.label}: {epoch} {status} ({update.seconds:.0f}s)"
-        if not errors.is_terminal:
-            errors.print(line, soft_wrap=True, highlight=False)
+            self._epoch(update)
+
+    def _training(self, update: Any) -> None:
+        if self.planned is None or update.images == 0:
+            self.planned = update.planned
+            self.training_started = time.time()
+            self.epochs = update.epochs
+            self._say(
+                f"training {update.epochs} epochs x {update.planned // update.epochs:,} "
+                f"images = {update.planned:,} images planned"
+            )
+        self.progress.update(
+            self.task,
+            completed=update.images,
+            total=update.planned,
+            step=f"epoch {update.epoch}/{update.epochs}",
+            status=self.status,
+        )
+
+    def _epoch(self, update: Any) -> None:
+        status = self.status = f"loss {update.train_loss:.4f}  val AUC {update.val_auc:.3f}"
+        done = self.planned * update.epoch // update.epochs if self.planned else update.epoch
+        self.progress.update(
+            self.task,
+            completed=done,
+            total=self.planned or update.epochs,
+            step=f"epoch {update.epoch}/{update.epochs}",
+            status=status,
+        )
+        elapsed = time.time() - (self.training_started or time.time())
+        remaining = elapsed / update.epoch * (update.epochs - update.epoch)
+        if update.epoch == 1 and update.epochs > 1 and elapsed * update.epochs >= LONG_RUN_SECONDS:
+            self._say(
+                f"the first epoch took {human_duration(elapsed)}: all {update.epochs} epochs "
+                f"will take about {human_duration(elapsed * update.epochs)}"
+            )
+        eta = f", eta {human_duration(remaining)}" if update.epoch < update.epochs else ""
+        self._say(
+            f"epoch {update.epoch}/{update.epochs} {status} ({update.seconds:.0f}s{eta})", True
+        )
 
 
 def done_line(label: str, record: dict, path: Any) -> None:

@@ -10,7 +10,7 @@ from eqdp.engine.device import seed_everything, select_device
 from eqdp.engine.loop import fit
 from eqdp.engine.precision import Precision
 from eqdp.engine.predict import evaluate_split, predict_scores
-from eqdp.engine.progress import EpochStats, ProgressCallback, StageProgress
+from eqdp.engine.progress import EpochStats, ProgressCallback, StageProgress, TrainingProgress
 from eqdp.engine.selection import FitResult, ModelSelection
 from eqdp.engine.strategy import StandardTraining, TrainingStrategy
 from eqdp.engine.task import loss_for, scores_from_logits, to_model_input
@@ -23,6 +23,7 @@ __all__ = [
     "ProgressCallback",
     "StageProgress",
     "StandardTraining",
+    "TrainingProgress",
     "TrainingStrategy",
     "evaluate_split",
     "fit",

@@ -14,7 +14,7 @@ from eqdp.data.medmnist_data import MedMNISTData
 from eqdp.engine.device import seed_everything
 from eqdp.engine.precision import Precision
 from eqdp.engine.predict import evaluate_split
-from eqdp.engine.progress import EpochStats, ProgressCallback
+from eqdp.engine.progress import EpochStats, ProgressCallback, TrainingProgress
 from eqdp.engine.selection import FitResult, ModelSelection
 from eqdp.engine.strategy import TrainingStrategy
 from eqdp.engine.task import loss_for, to_model_input
@@ -53,9 +53,12 @@ def fit(
         augmenter = BatchAugmenter(strategy.effective_augment(train), seed)
         selection = ModelSelection()
         train_seconds, images_seen = 0.0, 0
+        planned = train.epochs * n_train
+        if on_progress is not None:
+            on_progress(TrainingProgress(1, train.epochs, 0, planned, 0.0))
         for epoch in range(1, train.epochs + 1):
             strategy.module.train()
-            started = time.perf_counter()
+            started = last_report = time.perf_counter()
             total_loss, counted = 0.0, 0
             for index in strategy.batches():
                 images, labels = strategy.expand(data.train.images[index], data.train.labels[index])
@@ -69,6 +72,15 @@ def fit(
                 if len(index):  # a Poisson batch may be empty; it still takes its (noisy) step
                     total_loss += loss.item() * len(index)
                     counted += len(index)
+                now = time.perf_counter()
+                if on_progress is not None and now - last_report >= TrainingProgress.EVERY:
+                    last_report = now
+                    on_progress(
+                        TrainingProgress(
+                            epoch, train.epochs, images_seen + counted, planned,
+                            train_seconds + now - started,
+                        )
+                    )  # fmt: skip
             seconds = time.perf_counter() - started
             train_seconds += seconds
             images_seen += counted

@@ -18,6 +18,29 @@ class EpochStats:
 
 
 @dataclass(frozen=True)
+class TrainingProgress:
+    """Within training: ``images`` of the ``planned`` training images seen, ``seconds`` of
+    training so far. Sent when training starts (images 0: the plan) and then at most every
+    ``TrainingProgress.EVERY`` seconds, so a bar has an ETA long before the first epoch ends."""
+
+    epoch: int
+    epochs: int
+    images: int
+    planned: int  # epochs x training examples (Poisson batches: in expectation)
+    seconds: float
+
+    EVERY = 0.5
+
+    def eta_seconds(self) -> float | None:
+        if self.images <= 0 or self.seconds <= 0:
+            return None
+        return self.seconds / self.images * max(self.planned - self.images, 0)
+
+    def __str__(self) -> str:
+        return f"epoch {self.epoch}/{self.epochs}: {self.images}/{self.planned} images"
+
+
+@dataclass(frozen=True)
 class StageProgress:
     """Progress of the work after training (e.g. attacking the test set): ``done`` of ``total``."""
 
@@ -27,5 +50,6 @@ class StageProgress:
     status: str
 
 
-# Called with an EpochStats after every training epoch, then with StageProgress updates.
-ProgressCallback = Callable[[EpochStats | StageProgress], None]
+# Called with TrainingProgress during training, an EpochStats after every training epoch,
+# then with StageProgress updates.
+ProgressCallback = Callable[[EpochStats | StageProgress | TrainingProgress], None]

@@ -101,7 +101,7 @@ def train_on_dataset(
     started = time.perf_counter()
     result = fit(
         model, data, train, config.seed, select_device(device), evaluate_test=False,
-        on_progress=(lambda _stats: heartbeat()) if heartbeat else None,
+        on_progress=_per_epoch(heartbeat) if heartbeat else None,
     )  # fmt: skip
     auc = result.val["auc"]
     return {
@@ -114,3 +114,15 @@ def train_on_dataset(
 
 def worker_identity() -> dict[str, Any]:
     return {"host": socket.gethostname(), "pid": os.getpid(), "heartbeat": time.time()}
+
+
+def _per_epoch(heartbeat):
+    """The trial's heartbeat after each epoch (not on every within-epoch progress report:
+    each beat is a write to the study's journal)."""
+    from eqdp.engine import EpochStats
+
+    def beat(update: object) -> None:
+        if isinstance(update, EpochStats):
+            heartbeat()
+
+    return beat

@@ -21,11 +21,13 @@ from eqdp.config.run import RunConfig
 from eqdp.suites.claims import Claim, log_event, try_claim
 
 if TYPE_CHECKING:
-    from eqdp.engine.progress import EpochStats, StageProgress
+    from eqdp.engine.progress import EpochStats, StageProgress, TrainingProgress
 
 # Called with (config, None) before a run, then with each progress update, then with the
 # finished run's (record, path).
-Observer = Callable[[RunConfig, "EpochStats | StageProgress | tuple[dict, str] | None"], None]
+Observer = Callable[
+    [RunConfig, "EpochStats | StageProgress | TrainingProgress | tuple[dict, str] | None"], None
+]
 
 
 @dataclass
@@ -70,11 +72,31 @@ def _run_key_of(path: str) -> str | None:
 
 
 def _progress_reporter(claim: Claim, label: str, observer: Observer | None, config: RunConfig):
-    from eqdp.engine.progress import EpochStats
+    from eqdp.engine.progress import EpochStats, TrainingProgress
 
     started = time.time()
 
-    def report(update: EpochStats | StageProgress) -> None:
+    last_training_report = 0.0
+
+    def report(update: EpochStats | StageProgress | TrainingProgress) -> None:
+        nonlocal last_training_report
+        if isinstance(update, TrainingProgress):
+            # Within an epoch: the monitor's ETA before the first epoch ends, every 5 s.
+            if time.time() - last_training_report < 5.0:
+                return
+            last_training_report = time.time()
+            eta = update.eta_seconds()
+            claim.report(
+                {
+                    "run": label,
+                    "stage": "train",
+                    "done": update.epoch - 1,
+                    "total": update.epochs,
+                    "status": f"epoch {update.epoch}: {update.images}/{update.planned} images",
+                    "eta_seconds": None if eta is None else round(eta, 1),
+                }
+            )
+            return
         if isinstance(update, EpochStats):
             elapsed = time.time() - started
             eta = elapsed / update.epoch * (update.epochs - update.epoch)
