@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -54,3 +55,16 @@ def test_readme_block_filters_select_on_the_configuration() -> None:
     assert _matches(record, " train.epochs=100 model=cnn")
     assert not _matches(record, " train.epochs!=100")
     assert _matches(record, " train.epochs!=10")
+
+
+def test_pinned_dependencies_cover_what_changes_numbers_without_registry_addresses() -> None:
+    from eqdp.results.environment import VERSIONED_PACKAGES, differences_from_pins, pinned_versions
+
+    text = (ROOT / "requirements" / "pinned.txt").read_text()
+    assert "http" not in text and "index-url" not in text and "find-links" not in text
+    pins = pinned_versions()
+    assert {"torch", "numpy", "escnn", "opacus", "scikit-learn", "pytest"} <= set(pins)
+    missing = [name for name in VERSIONED_PACKAGES if name not in pins]
+    assert missing == [], f"pin {missing}: bash scripts/pin-dependencies.sh"
+    if os.environ.get("CI") == "true":  # .ci/run installs exactly the pinned set
+        assert differences_from_pins() == {}

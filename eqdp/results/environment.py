@@ -48,6 +48,40 @@ def git_dirty() -> bool | None:
     return None if status is None else bool(status)
 
 
+PINNED_FILE = Path(__file__).resolve().parents[2] / "requirements" / "pinned.txt"
+
+
+def pinned_versions(path: Path = PINNED_FILE) -> dict[str, str]:
+    """The tested version of each package for this interpreter and platform, from the
+    committed pin file (empty where eqdp runs outside its checkout)."""
+    from packaging.markers import Marker
+
+    if not path.is_file():
+        return {}
+    pins: dict[str, str] = {}
+    for line in path.read_text().splitlines():
+        line = line.strip()
+        if not line or line.startswith(("#", "-")):
+            continue
+        requirement, _, marker = line.partition(";")
+        name, _, pinned = requirement.strip().partition("==")
+        if marker.strip() and not Marker(marker.strip()).evaluate():
+            continue
+        pins[name.strip().lower()] = pinned.strip()
+    return pins
+
+
+def differences_from_pins() -> dict[str, tuple[str | None, str]]:
+    """Packages that change numbers whose installed version is not the pinned one:
+    name -> (installed, pinned)."""
+    pins = pinned_versions()
+    return {
+        name: (installed, pins[name])
+        for name, installed in package_versions().items()
+        if name in pins and installed != pins[name]
+    }
+
+
 @cache
 def package_versions() -> dict[str, str | None]:
     versions: dict[str, str | None] = {}
