@@ -269,3 +269,32 @@ def test_run_output_says_the_plan_then_per_epoch_eta_and_a_long_run_estimate(
     assert "the first epoch took" in lines[2] and "all 2 epochs will take about" in lines[2]
     assert "epoch 1/2 loss" in lines[3] and ", eta " in lines[3]
     assert "epoch 2/2 loss" in lines[4] and "eta" not in lines[4]
+
+
+def test_reproduce_reruns_a_record_bit_for_bit_and_reports_a_difference(
+    synthetic_dir: Path, tmp_path: Path
+) -> None:
+    results, out = tmp_path / "r", tmp_path / "again"
+    assert invoke(*run_args(synthetic_dir, results, "--seed", "3")).exit_code == 0
+    (path,) = [p for p in results.rglob("*.json") if "checkpoints" not in p.parts]
+    run_id = path.stem
+    common = ("--results-dir", str(results), "--out", str(out), "--data-dir", str(synthetic_dir))
+    same = invoke("reproduce", run_id, *common)
+    assert same.exit_code == 0, same.output
+    assert "reproduced, bit for bit" in same.output and "history: identical" in same.output
+    (rerun,) = [p for p in out.rglob("*.json") if "checkpoints" not in p.parts]
+    assert json.loads(rerun.read_text())["reproduces"] == run_id
+
+    record = json.loads(path.read_text())  # a record whose test AUC no rerun gives
+    record["metrics"]["test"]["auc"] = 0.123
+    record["env"]["packages"]["numpy"] = "0.0.1"
+    path.write_text(json.dumps(record))
+    moved = invoke("reproduce", run_id, *common)
+    assert moved.exit_code == 1, moved.output
+    assert "not reproduced" in moved.output and "metrics.test.auc" in moved.output
+    assert "numpy 0.0.1 ->" in moved.output
+
+    unknown = invoke("reproduce", "nope", *common)
+    assert unknown.exit_code == 2 and "no finished run with id 'nope'" in unknown.output
+    onto = invoke("reproduce", run_id, "--results-dir", str(results), "--out", str(results))
+    assert onto.exit_code == 2 and "is the folder the original is in" in onto.output

@@ -13,6 +13,7 @@ from eqdp.cli import search  # noqa: F401
 from eqdp.cli import scaling  # noqa: F401
 from eqdp.cli import catalogue  # noqa: F401
 from eqdp.cli import reports  # noqa: F401
+from eqdp.cli import reproducing  # noqa: F401
 from eqdp.cli.common import app
 from eqdp.runtime import apply_environment
 
