@@ -138,3 +138,44 @@ def test_fit_reports_its_plan_then_images_within_epochs(
     assert [u.images for u in training[1:]] == [16, 32, 48, 64, 80, 96, 112, 128]
     assert training[-1].eta_seconds() == 0.0 and training[1].eta_seconds() > 0
     assert [u.epoch for u in updates if isinstance(u, EpochStats)] == [1, 2]
+
+
+def test_a_run_is_bit_identical_across_processes_and_process_histories(
+    synthetic_dir: Path, tmp_path: Path
+) -> None:
+    """Same seed and thread count: the same numbers in a fresh process, and in a process
+    that built and trained other models first (lazily filled caches, RNG draws)."""
+    import json
+    import os
+    import subprocess
+
+    script = """
+import sys, torch
+torch.set_num_threads(1)
+from eqdp.benchmarks import run_benchmark
+from eqdp.config import RunConfig, TrainConfig
+def config(model, kwargs, seed):
+    return RunConfig(benchmark="standard", model=model, dataset="breastmnist", seed=seed,
+        train=TrainConfig(epochs=2, batch_size=16), device="cpu", data_dir=sys.argv[1],
+        verify_md5=False, model_kwargs=kwargs)
+if sys.argv[3] == "warm":
+    run_benchmark(config("cnn", {"width": 4}, 5), sys.argv[2])
+    run_benchmark(config("eq-cnn", {"widths": [2, 4]}, 4), sys.argv[2])
+record, _ = run_benchmark(config("eq-cnn", {"widths": [2, 4]}, 3), sys.argv[2])
+print(record["run_id"])
+"""
+    outcomes = []
+    for history in ("fresh", "fresh", "warm"):
+        folder = tmp_path / history / str(len(outcomes))
+        environment = {**os.environ, "OMP_NUM_THREADS": "1", "CI": "", "PYTHONHASHSEED": "0"}
+        done = subprocess.run(
+            [sys.executable, "-c", script, str(synthetic_dir), str(folder), history],
+            capture_output=True, text=True, env=environment, check=False, timeout=300,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr[-2000:]
+        run_id = done.stdout.strip().splitlines()[-1]
+        record = json.loads(next(folder.rglob(f"{run_id}.json")).read_text())
+        history_numbers = [{k: v for k, v in h.items() if k != "seconds"} for h in
+                           record["history"]]  # fmt: skip
+        outcomes.append((record["metrics"], history_numbers))
+    assert outcomes[0] == outcomes[1] == outcomes[2]
