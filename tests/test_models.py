@@ -142,3 +142,20 @@ def test_building_a_model_first_in_a_process_gives_the_same_weights_as_later() -
     )
     run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
     assert run.stdout.strip() == "True", run.stderr
+
+
+def test_a_cold_basis_cache_leaves_the_initial_weights_alone() -> None:
+    """The cause of the irreproducible first-wave eq-nasnet records: building a steerable
+    basis (escnn's R2Conv draws random weights) in a process that had not built it yet
+    shifted torch's random stream between the seed and the model's initialisation."""
+    from eqdp.models.equivariant.basis import steerable_basis
+
+    def weights_after_seeding() -> list[torch.Tensor]:
+        torch.manual_seed(0)
+        model = eqdp.create_model("eq-resnet-d4", 1, 2, image_size=28)
+        return [p.detach().clone() for p in model.parameters()]
+
+    steerable_basis.cache_clear()
+    cold = weights_after_seeding()
+    warm = weights_after_seeding()
+    assert all(torch.equal(a, b) for a, b in zip(cold, warm, strict=True))

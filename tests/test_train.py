@@ -179,3 +179,28 @@ print(record["run_id"])
                            record["history"]]  # fmt: skip
         outcomes.append((record["metrics"], history_numbers))
     assert outcomes[0] == outcomes[1] == outcomes[2]
+
+
+def test_a_record_says_which_code_versions_data_and_command_made_it(
+    synthetic_dir: Path, tmp_path: Path
+) -> None:
+
+    record, _ = run_benchmark(tiny_config(synthetic_dir), tmp_path)
+    env = record["env"]
+    for name in ("escnn", "opacus", "monai", "numpy", "medmnist", "scikit-learn", "torch"):
+        assert env["packages"][name], name
+    assert record["data"]["md5"] and record["data"]["file"].endswith("breastmnist.npz")
+    assert isinstance(env["command"], list) and env["cpu_model"]
+    if env["git_commit"] is not None:  # inside a checkout: the dirty flag and diff digest agree
+        assert isinstance(env["git_dirty"], bool)
+        assert (env["git_diff_sha256"] is None) == (not env["git_dirty"])
+
+
+def test_the_dirty_flag_sees_changes_to_the_package_from_any_folder(monkeypatch) -> None:
+    from eqdp.results import environment
+
+    calls: list[tuple[str, ...]] = []
+    monkeypatch.setattr(environment, "_git", lambda *args: calls.append(args) or " M x.py")
+    assert environment.git_dirty() is True
+    assert environment.git_diff_digest() is not None
+    assert all(arg.startswith(":(top)") for args in calls for arg in args[args.index("--") + 1 :])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import platform
@@ -42,10 +43,38 @@ def git_commit() -> str | None:
     return _git("rev-parse", "HEAD") or None
 
 
+# What a run's numbers can depend on in the tree, as pathspecs from the repository's top
+# (git runs in this file's folder).
+CODE_PATHS = (":(top)eqdp", ":(top)pyproject.toml")
+
+
 def git_dirty() -> bool | None:
-    """Whether eqdp's own tree had uncommitted changes (None outside a git checkout)."""
-    status = _git("status", "--porcelain", "--untracked-files=no", "--", "eqdp")
+    """Whether eqdp's own code had uncommitted changes (None outside a git checkout)."""
+    status = _git("status", "--porcelain", "--untracked-files=no", "--", *CODE_PATHS)
     return None if status is None else bool(status)
+
+
+def git_diff_digest() -> str | None:
+    """SHA-256 (16 hex) of the uncommitted changes to eqdp's code; None when clean.
+
+    With ``git_commit`` it names the code a run used: two records with the same commit
+    and digest ran the same code (the first-wave records that did not reproduce could
+    not say that)."""
+    diff = _git("diff", "HEAD", "--", *CODE_PATHS)
+    if not diff:
+        return None
+    return hashlib.sha256(diff.encode()).hexdigest()[:16]
+
+
+def cpu_model() -> str:
+    """The CPU's model name (Linux /proc/cpuinfo), else what platform knows."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.partition(":")[2].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "cpu"
 
 
 PINNED_FILE = Path(__file__).resolve().parents[2] / "requirements" / "pinned.txt"
@@ -96,7 +125,7 @@ def package_versions() -> dict[str, str | None]:
 def device_name(device: torch.device) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
-    return platform.processor() or platform.machine() or "cpu"
+    return cpu_model()
 
 
 def environment(device: torch.device, precision: dict[str, str]) -> dict:
@@ -111,6 +140,8 @@ def environment(device: torch.device, precision: dict[str, str]) -> dict:
         "eqdp": eqdp.__version__,
         "git_commit": git_commit(),
         "git_dirty": git_dirty(),
+        "git_diff_sha256": git_diff_digest(),
+        "cpu_model": cpu_model(),
         "packages": package_versions(),
         "host": socket.gethostname(),
         # A suite's worker process was started by submitit: its driver's command line is
