@@ -159,3 +159,34 @@ def test_a_cold_basis_cache_leaves_the_initial_weights_alone() -> None:
     cold = weights_after_seeding()
     warm = weights_after_seeding()
     assert all(torch.equal(a, b) for a, b in zip(cold, warm, strict=True))
+
+
+def test_dihedral_bases_are_the_same_whatever_numpy_state_build_order_or_escnn_cache() -> None:
+    """escnn computes dihedral change-of-basis matrices with a randomized SVD from numpy's
+    global state and caches them in its install folder: the same seed gave other weights
+    in another install. Two fresh processes with other numpy states and build orders must
+    build the same D4 weights, and no escnn function may read its disk cache."""
+    import subprocess
+    import sys
+
+    script = """
+import sys, hashlib, numpy as np, torch, eqdp
+from joblib.memory import MemorizedFunc
+np.random.seed(int(sys.argv[1]))
+for name in sys.argv[2:]:
+    eqdp.create_model(name, 3, 5, image_size=28)
+torch.manual_seed(0)
+model = eqdp.create_model("eq-cnn", 1, 2, image_size=28, widths=(2, 4))
+cached = [n for n, m in list(sys.modules.items()) if n.startswith("escnn")
+          for v in vars(m).values() if isinstance(v, MemorizedFunc)]
+assert not cached, cached
+print(hashlib.sha256(b"".join(p.detach().numpy().tobytes() for p in model.parameters()))
+      .hexdigest())
+"""
+    digests = set()
+    for arguments in (["1"], ["2", "eq-resnet-d4"]):
+        done = subprocess.run([sys.executable, "-c", script, *arguments], capture_output=True,
+                              text=True, check=False, timeout=300)  # fmt: skip
+        assert done.returncode == 0, done.stderr[-2000:]
+        digests.add(done.stdout.split()[-1])
+    assert len(digests) == 1

@@ -75,11 +75,14 @@ def restriction_id(parent: str, child: str):
 
 
 def _import_escnn():
+    from eqdp.models.equivariant.escnn_determinism import make_deterministic
+
     with warnings.catch_warnings():
         # escnn warns about py3nj (SO(3) only; eqdp drops it on purpose).
         warnings.filterwarnings("ignore", message=".*py3nj.*")
         import escnn.gspaces
         import escnn.nn  # slow import: only basis construction needs it
+    make_deterministic()  # the same bases in every install: see escnn_determinism
     return escnn
 
 
