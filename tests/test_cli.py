@@ -298,3 +298,38 @@ def test_reproduce_reruns_a_record_bit_for_bit_and_reports_a_difference(
     assert unknown.exit_code == 2 and "no finished run with id 'nope'" in unknown.output
     onto = invoke("reproduce", run_id, "--results-dir", str(results), "--out", str(results))
     assert onto.exit_code == 2 and "is the folder the original is in" in onto.output
+
+
+@pytest.mark.parametrize("where", ["--results-dir", "--checkpoint-dir"])
+@pytest.mark.parametrize("problem", ["a file", "not writable"])
+def test_an_output_folder_that_cannot_be_written_fails_before_training(
+    synthetic_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, where: str, problem: str
+) -> None:
+    target = tmp_path / "out"
+    if problem == "a file":
+        target.write_text("x")
+        message = "cannot be created: " + str(target) + " is not a folder"
+    else:  # root may write anywhere: what os.access answers is what the check reads
+        target.mkdir()
+        real_access = os.access
+        monkeypatch.setattr(os, "access", lambda p, m: False if Path(p) == target and
+                            m & os.W_OK else real_access(p, m))  # fmt: skip
+        message = "is not writable"
+    args = run_args(synthetic_dir, tmp_path / "records")
+    if where == "--results-dir":
+        args[args.index("--results-dir") + 1] = str(target)
+    else:
+        args += ["--checkpoint-dir", str(target)]
+    result = invoke(*args)
+    assert result.exit_code == 2 and message in result.output, result.output
+    assert "epoch 1/" not in result.output and "Traceback" not in result.output
+    assert not list(tmp_path.rglob("*.json")) and not list(tmp_path.rglob("*.safetensors"))
+
+
+def test_leaderboard_of_an_unknown_benchmark_or_missing_folder_exits_2(tmp_path: Path) -> None:
+    result = invoke("leaderboard", "--benchmark", "nonexistent", "--results-dir", str(tmp_path))
+    assert result.exit_code == 2 and "unknown benchmark 'nonexistent'; valid choices:" in (
+        result.output
+    )
+    missing = invoke("leaderboard", "--results-dir", str(tmp_path / "absent"))
+    assert missing.exit_code == 2 and "does not exist" in missing.output

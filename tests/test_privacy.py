@@ -291,6 +291,7 @@ def dp_args(synthetic_dir: Path, results: Path, *extra: str) -> list[str]:
         (("--epsilon", "1", "--delta", "0.02"), "delta must be in (0, 1/N_train)"),
         (("--epsilon", "1", "--max-grad-norm", "0"), "max_grad_norm = '0': Input should be"),
         (("--epsilon", "1", "--physical-batch-size", "64"), "physical batch size 64 is larger"),
+        (("--epsilon", "1", "--physical-batch-size", "0"), "physical_batch_size = '0': Input"),
         (("--epsilon", "1", "--noise-multiplier", "1"), "not both"),
         (("--epsilon", "1", "--accountant", "gdp"), "accountant = 'gdp': Input should be"),
         ((), "needs --epsilon"),
