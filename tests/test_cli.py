@@ -333,3 +333,10 @@ def test_leaderboard_of_an_unknown_benchmark_or_missing_folder_exits_2(tmp_path:
     )
     missing = invoke("leaderboard", "--results-dir", str(tmp_path / "absent"))
     assert missing.exit_code == 2 and "does not exist" in missing.output
+
+
+def test_version() -> None:
+    import eqdp
+
+    result = invoke("--version")
+    assert result.exit_code == 0 and result.stdout.strip() == f"eqdp {eqdp.__version__}"
