@@ -340,3 +340,16 @@ def test_version() -> None:
 
     result = invoke("--version")
     assert result.exit_code == 0 and result.stdout.strip() == f"eqdp {eqdp.__version__}"
+
+
+def test_reproduce_an_attack_on_a_trained_checkpoint(synthetic_dir: Path, tmp_path: Path) -> None:
+    results = tmp_path / "r"
+    assert invoke(*run_args(synthetic_dir, results)).exit_code == 0
+    (source,) = [p.stem for p in results.rglob("*.json") if "checkpoints" not in p.parts]
+    attack = run_args(synthetic_dir, results, "--from-run", source, "--attack", "fgsm")
+    attack[1] = "adversarial"
+    assert invoke(*attack).exit_code == 0
+    (evaluation,) = [p.stem for p in (results / "adversarial").rglob("*.json")]
+    again = invoke("reproduce", evaluation, "--results-dir", str(results),
+                   "--out", str(tmp_path / "again"), "--data-dir", str(synthetic_dir))  # fmt: skip
+    assert again.exit_code == 0 and "reproduced, bit for bit" in again.output, again.output

@@ -133,7 +133,6 @@ def compare(original: dict, rerun: dict) -> tuple[list, int | None, list]:
 def rerun_config(
     original: dict,
     results_root: str | Path | None,
-    out: Path,
     device: str | None = None,
     data_dir: str | None = None,
     checkpoint_dir: str | None = None,
@@ -166,7 +165,8 @@ def reproduce(
     import torch
 
     from eqdp.benchmarks import BENCHMARKS
-    from eqdp.benchmarks.execute import check_ready, resolve_config
+    from eqdp.benchmarks.execute import resolve_config
+    from eqdp.benchmarks.pretrained import source_record
     from eqdp.engine.device import select_device
     from eqdp.results.checkpoints import check_writable, save_checkpoint
     from eqdp.results.records import find_record, results_dir, write_record
@@ -178,13 +178,15 @@ def reproduce(
             f"--out {out} is the folder the original is in: a rerun would join its rows; "
             "pick another folder"
         )
-    recorded_threads = (original.get("env") or {}).get("cpu_threads")
-    threads = threads or (int(recorded_threads) if recorded_threads else None)
+    if threads is None:
+        recorded = (original.get("env") or {}).get("cpu_threads")
+        threads = int(recorded) if recorded else None
     if threads is not None and threads < 1:
         raise EqdpError(f"--threads {threads} must be at least 1")
-    config = resolve_config(rerun_config(original, results_root, out, device, data_dir,
-                                         checkpoint_dir))  # fmt: skip
-    check_ready(config)
+    config = resolve_config(
+        rerun_config(original, results_root, device, data_dir, checkpoint_dir)
+    )
+    source_record(config, need_checkpoint=True)  # an evaluation's weights must be there
     select_device(config.device)
     check_writable(out, "results")
     check_writable(out / "checkpoints", "checkpoint")
