@@ -162,6 +162,34 @@ def test_two_concurrent_local_drivers_record_each_run_once(synthetic_dir: Path, 
     assert len(records(results)) == 4
 
 
+def test_a_terminated_local_driver_stops_its_workers(synthetic_dir: Path, tmp_path: Path):
+    """SIGTERM to `eqdp suite` (kill, a scheduler) cancels its local workers: no worker
+    runs on, its claim is given back, and no record is half-written."""
+    import signal
+
+    suite = tmp_path / "long.toml"
+    suite.write_text(FOUR_RUNS.replace("epochs = 1", "epochs = 500"))
+    results = tmp_path / "r"
+    command = [sys.executable, "-m", "eqdp", *suite_args(suite, results, synthetic_dir)]
+    driver = subprocess.Popen(
+        [*command, "--executor", "local", "--threads", "1"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    claim_folder = results / ".claims"
+    deadline = time.time() + 120
+    while not list(claim_folder.glob("*.claim")) and time.time() < deadline:
+        time.sleep(0.5)
+    (claim,) = claim_folder.glob("*.claim")
+    worker = json.loads(claim.read_text())["pid"]
+    driver.send_signal(signal.SIGTERM)
+    driver.communicate(timeout=60)
+    deadline = time.time() + 30
+    while claims.process_alive(worker) and time.time() < deadline:
+        time.sleep(0.5)
+    assert not claims.process_alive(worker)
+    assert not list(claim_folder.glob("*.claim")) and records(results) == []
+
+
 def _slurm_is_up() -> bool:
     if shutil.which("sbatch") is None or shutil.which("sinfo") is None:
         return False

@@ -11,11 +11,14 @@ pickles go to ``<results>/.submitit``.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 import sys
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -86,18 +89,20 @@ def execute(
     os.environ.setdefault(COMMAND_ENV, json.dumps(sys.argv))  # workers inherit it
     started = time.time()
     with executor.batch():
-        jobs = [executor.submit(run_worker, pending, threads) for _ in range(workers)]
+        local = settings.executor == "local"
+        jobs = [executor.submit(run_worker, pending, threads, None, local) for _ in range(workers)]
     execution = Execution(settings.executor, workers, [job.job_id for job in jobs], waited=wait)
     if not wait:
         return execution
     try:
-        while not all(job.done() for job in jobs):
-            if monitor is not None:
-                monitor(read_events(results, started), in_flight(results))
-            time.sleep(POLL_SECONDS)
+        with _terminate_as_interrupt():
+            while not all(job.done() for job in jobs):
+                if monitor is not None:
+                    monitor(read_events(results, started), in_flight(results))
+                time.sleep(POLL_SECONDS)
     except KeyboardInterrupt:
         for job in jobs:
-            job.cancel(check=False)
+            _cancel(job, settings.executor)
         raise
     if monitor is not None:
         monitor(read_events(results, started), in_flight(results))
@@ -107,6 +112,37 @@ def execute(
         except Exception as error:  # the worker process itself died
             execution.errors.append(f"worker {job.job_id}: {type(error).__name__}: {error}")
     return execution
+
+
+def _cancel(job: Any, executor: str) -> None:
+    """Stop a worker. A local job's id is its controller's pid: SIGTERM, which the
+    controller forwards to the worker, which then exits (``run_worker``'s
+    ``stop_on_terminate``). submitit's own cancel sends SIGINT, which a process started
+    in the background of a non-interactive shell ignores."""
+    if executor != "local":
+        job.cancel(check=False)
+        return
+    with contextlib.suppress(ProcessLookupError, PermissionError, ValueError):
+        os.kill(int(job.job_id), signal.SIGTERM)
+
+
+@contextlib.contextmanager
+def _terminate_as_interrupt() -> Iterator[None]:
+    """SIGTERM (``kill``, a job scheduler) stops the driver like Ctrl-C does:
+    its workers are cancelled. Python's default SIGTERM exits at once and left local
+    worker processes running the plan with nobody watching."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def submitit_executor(settings: ExecutorSettings, folder: Path, threads: int, workers: int):

@@ -11,6 +11,7 @@ on with the next configuration.
 from __future__ import annotations
 
 import json
+import signal
 import time
 import traceback
 from collections.abc import Callable
@@ -126,17 +127,29 @@ def _progress_reporter(claim: Claim, label: str, observer: Observer | None, conf
     return report
 
 
+def _exit_on_terminate(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)  # unwinds through the claim's ``with``: it is released
+
+
 def run_worker(
     plan: list[RunConfig],
     threads: int | None = None,
     observer: Observer | None = None,
+    stop_on_terminate: bool = False,
 ) -> WorkerReport:
-    """Run every configuration of ``plan`` nobody has run or is running; return what happened."""
+    """Run every configuration of ``plan`` nobody has run or is running; return what happened.
+
+    ``stop_on_terminate`` (local worker processes): SIGTERM ends the worker, giving its
+    claim back. submitit ignores SIGTERM in its jobs (on Slurm it precedes a timeout or
+    preemption), so a cancelled local worker would otherwise run on with nobody waiting.
+    """
     from eqdp.benchmarks.execute import run_benchmark
     from eqdp.results.identity import run_key
     from eqdp.results.records import results_dir
     from eqdp.suites.plan import describe
 
+    if stop_on_terminate:
+        signal.signal(signal.SIGTERM, _exit_on_terminate)
     if threads is not None:
         import torch
 
