@@ -12,12 +12,14 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from eqdp.config.fields import parse_config
 from eqdp.config.run import RunConfig
-from eqdp.engine.progress import ProgressCallback
 from eqdp.errors import EqdpError
+
+if TYPE_CHECKING:  # the benchmarks package imports this module: no torch at import
+    from eqdp.engine.progress import ProgressCallback
 
 TIMES = ("wall_seconds", "train_seconds", "eval_seconds")  # wall times, not results
 DEFAULT_TOLERANCE = 0.005  # test AUC/ACC: below the spread of any committed row
