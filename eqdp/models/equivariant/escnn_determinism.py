@@ -18,6 +18,7 @@ inputs. It must run before escnn computes anything; ``basis._import_escnn`` call
 
 from __future__ import annotations
 
+import copy
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -65,7 +66,7 @@ def _memoized(function: Callable[..., Any]) -> Callable[..., Any]:
             return function(*args, **kwargs)
         if key not in results:
             results[key] = function(*args, **kwargs)
-        return results[key]
+        return copy.deepcopy(results[key])  # a fresh copy per call, as joblib's cache gave
 
     memo.__wrapped__ = function  # type: ignore[attr-defined]
     return memo
