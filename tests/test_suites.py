@@ -94,6 +94,7 @@ def test_inline_suite_skips_what_is_recorded_or_claimed(synthetic_dir: Path, tmp
     first = runner.invoke(app, args)
     assert first.exit_code == 0, first.output
     assert "3 recorded, 0 failed, 1 run by another driver" in first.output
+    assert "training 1 epoch x 64 images = 64 images planned" in first.output  # the bar's plan
     assert len(records(results)) == 3
     held.release()
     second = runner.invoke(app, args)

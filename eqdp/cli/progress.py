@@ -91,7 +91,8 @@ class RunBar:
             self.training_started = time.time()
             self.epochs = update.epochs
             self._say(
-                f"training {update.epochs} epochs x {update.planned // update.epochs:,} "
+                f"training {update.epochs} epoch{'s' * (update.epochs != 1)} x "
+                f"{update.planned // update.epochs:,} "
                 f"images = {update.planned:,} images planned"
             )
         self.progress.update(

@@ -82,23 +82,22 @@ def _progress_reporter(claim: Claim, label: str, observer: Observer | None, conf
     def report(update: EpochStats | StageProgress | TrainingProgress) -> None:
         nonlocal last_training_report
         if isinstance(update, TrainingProgress):
-            # Within an epoch: the monitor's ETA before the first epoch ends, every 5 s.
-            if time.time() - last_training_report < 5.0:
-                return
-            last_training_report = time.time()
-            eta = update.eta_seconds()
-            claim.report(
-                {
-                    "run": label,
-                    "stage": "train",
-                    "done": update.epoch - 1,
-                    "total": update.epochs,
-                    "status": f"epoch {update.epoch}: {update.images}/{update.planned} images",
-                    "eta_seconds": None if eta is None else round(eta, 1),
-                }
-            )
-            return
-        if isinstance(update, EpochStats):
+            # Within an epoch: the monitor's ETA before the first epoch ends, written every
+            # 5 s (an in-process observer, the inline executor's bar, gets every update).
+            if time.time() - last_training_report >= 5.0:
+                last_training_report = time.time()
+                eta = update.eta_seconds()
+                claim.report(
+                    {
+                        "run": label,
+                        "stage": "train",
+                        "done": update.epoch - 1,
+                        "total": update.epochs,
+                        "status": f"epoch {update.epoch}: {update.images}/{update.planned} images",
+                        "eta_seconds": None if eta is None else round(eta, 1),
+                    }
+                )
+        elif isinstance(update, EpochStats):
             elapsed = time.time() - started
             eta = elapsed / update.epoch * (update.epochs - update.epoch)
             claim.report(
