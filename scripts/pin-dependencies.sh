@@ -13,8 +13,9 @@ uv lock --quiet "$@"
 out=requirements/pinned.txt
 uv export --frozen --no-hashes --no-emit-project --all-groups --format requirements-txt \
     --quiet > "$out.tmp"
-if grep -nE "https?://|--(extra-)?index-url|--find-links" "$out.tmp"; then
-    echo "error: $out would name a registry address" >&2
+# Only "name==version ; marker" lines and comments: no option lines, no addresses.
+if grep -nE "^-|://" "$out.tmp"; then
+    echo "error: $out would name an address or an installer option" >&2
     rm -f "$out.tmp"
     exit 1
 fi
