@@ -421,3 +421,22 @@ def test_accounting_at_full_batch_prints_no_numpy_warning() -> None:
         warnings.simplefilter("error", RuntimeWarning)
         noise = calibrate_noise(8.0, 1e-3, 1.0, 5, "prv")
         assert math.isfinite(spent_epsilon("prv", noise, 1.0, 5, 1e-3))
+
+
+@pytest.mark.parametrize(
+    "layer_kwargs",
+    [
+        {"group": "C4", "in_fields": 2, "out_fields": 5},  # basis on the inputs' side
+        {"group": "C4", "in_fields": 5, "out_fields": 2},  # basis on the gradients' side
+        {"group": "D4", "in_fields": 3, "out_fields": 2, "in_kind": "trivial"},
+        {"group": "C4", "in_fields": 4, "out_fields": 1, "in_group": "D4"},
+        {"group": "D4", "in_fields": 2, "out_fields": 3, "out_kind": "trivial", "bias": False},
+    ],
+    ids=["more-out", "more-in", "trivial-in", "restricted", "trivial-out"],
+)
+@pytest.mark.parametrize("size", [4, 7])
+def test_one_by_one_response_routes_are_exact(size: int, layer_kwargs: dict) -> None:
+    torch.manual_seed(0)
+    layer = EquivariantConv2d(kernel_size=1, **layer_kwargs).double()
+    x = torch.randn(3, layer.in_channels, size, size, dtype=torch.float64)
+    assert_grad_samples_match_loop(layer, x, skip_filter_gradients=True)
