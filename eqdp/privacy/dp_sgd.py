@@ -154,6 +154,16 @@ class DPSGD(TrainingStrategy):
         )
         # Opacus floors N*q to an int for the mean; keep the exact expected batch size.
         self.optimizer.expected_batch_size = n_train * self.schedule.sample_rate
+        self.canaries = None
+        if options.audit:
+            from eqdp.privacy.audit import GradientCanaries
+
+            # Canaries are records with the examples' sensitivity (the clipping bound; the
+            # unclipped epsilon=inf reference gives them that of the private runs).
+            self.canaries = GradientCanaries(
+                options.audit, options.max_grad_norm, self.schedule.sample_rate, seed + 2
+            )
+            self.canaries.attach(self.optimizer)
 
     @property
     def module(self) -> nn.Module:
@@ -197,7 +207,9 @@ class DPSGD(TrainingStrategy):
             )
         private = options.private
         epsilon = None
-        if private:
+        if private and self.noise == 0:
+            epsilon = math.inf  # clipped but not noised (--noise-multiplier 0): no guarantee
+        elif private:
             with quiet_numpy():
                 epsilon = float(self.engine.accountant.get_epsilon(delta=options.delta))
             recomputed = spent_epsilon(
@@ -210,6 +222,7 @@ class DPSGD(TrainingStrategy):
                     f"spent epsilon {epsilon:.4f} exceeds the target {options.target_epsilon}"
                 )
         finite_target = math.isfinite(options.target_epsilon)
+        audit = self.canaries.result(options.delta) if self.canaries is not None else None
         return {
             "private": private,
             "epsilon": epsilon,
@@ -231,6 +244,7 @@ class DPSGD(TrainingStrategy):
             "sampling": "poisson",
             "clipping": "flat",
             "n_train": self.n_train,
+            **({"audit": audit} if audit is not None else {}),
         }
 
     def close(self) -> None:

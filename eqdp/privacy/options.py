@@ -52,6 +52,13 @@ class DPOptions:
         key=False,
         gt=0,
     )
+    audit: int = option(
+        0,
+        "Audit the run with N gradient canaries (one-run audit, Steinke et al. 2023): the "
+        "record's privacy.audit holds an epsilon lower bound at 95% confidence; 0 = off.",
+        label="audit={}",
+        ge=0,
+    )
     fraction: float | None = option(
         None,
         "Train on a stratified fraction of the training split; delta, sampling rate "
