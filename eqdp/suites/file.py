@@ -19,7 +19,9 @@ Example (``benchmarks/dp-cpu.toml``)::
 Keys:
 
 - ``benchmark``, ``models``, ``seeds``, ``datasets`` (required). A model is a
-  name or ``{name = "eq-nasnet", kwargs = {group = "C4"}}``.
+  name or ``{name = "eq-nasnet", kwargs = {group = "C4"}, train = {lr = 0.003}}``
+  (model options, and TrainConfig fields that win over ``[train]`` and the dataset's:
+  a per-model tuned learning rate).
 - ``size`` (28), ``[train]``, ``[options]`` (the benchmark's options),
   ``[model_kwargs]`` (model options for every model).
 - ``[datasets.NAME]``: TrainConfig fields, and ``options``/``model_kwargs``/``sweep``
@@ -62,6 +64,7 @@ EXECUTORS: tuple[str, ...] = ("local", "slurm", "inline")
 class ModelEntry:
     name: str
     kwargs: dict[str, Any] = Field(default_factory=dict)
+    train: dict[str, Any] = Field(default_factory=dict)  # wins over [train] and the dataset's
 
 
 @config_class

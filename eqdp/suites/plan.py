@@ -74,7 +74,7 @@ def expand(
         for entry in suite.model_entries:
             for combination in combinations:
                 sections: dict[str, dict[str, Any]] = {
-                    "train": {**suite.train, **train_fields},
+                    "train": {**suite.train, **train_fields, **entry.train},
                     "options": {**suite.options, **dataset_options},
                     "model_kwargs": {**suite.model_kwargs, **dataset_kwargs, **entry.kwargs},
                 }
