@@ -221,3 +221,19 @@ def test_suite_on_slurm(synthetic_dir: Path, tmp_path: Path) -> None:
     assert len(records(results)) == 2
     job_records = [json.loads(p.read_text()) for p in records(results)]
     assert all(r["env"]["command"] for r in job_records)
+
+
+def test_a_model_entry_can_carry_its_own_training_fields(tmp_path: Path) -> None:
+    from eqdp.suites import load_suite
+    from eqdp.suites.plan import plan_suite
+
+    suite = tmp_path / "lr.toml"
+    suite.write_text(
+        FOUR_RUNS.replace(
+            'models = [{name = "cnn", kwargs = {width = 4}}]',
+            'models = ["eq-cnn", {name = "cnn", train = {lr = 0.0003, epochs = 2}}]',
+        ).replace("seeds = [0, 1, 2, 3]", "seeds = [0]")
+    )
+    planned = {c.model: c.train for c in plan_suite(load_suite(suite), device="cpu").configs}
+    assert planned["cnn"].lr == 0.0003 and planned["cnn"].epochs == 2  # wins over the dataset's
+    assert planned["eq-cnn"].lr != 0.0003 and planned["eq-cnn"].epochs == 1

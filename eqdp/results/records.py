@@ -226,7 +226,7 @@ def _config_problem(record: dict) -> str | None:
     return None
 
 
-NOT_RECORD_FOLDERS = frozenset({"checkpoints", "search", "fits"})
+NOT_RECORD_FOLDERS = frozenset({"checkpoints", "search", "fits", "tuning"})
 
 
 def record_files(base: Path) -> list[Path]:
