@@ -72,3 +72,12 @@ def test_audit_changes_nothing_but_the_canary_coordinates(synthetic_dir: Path, t
     assert "audit" not in plain["privacy"]
     assert plain["privacy"]["noise_multiplier"] == audited["privacy"]["noise_multiplier"]
     assert plain["privacy"]["epsilon"] == audited["privacy"]["epsilon"]
+
+
+def test_one_canary_is_refused_before_training() -> None:
+    from eqdp.config.fields import parse_config
+    from eqdp.errors import EqdpError
+    from eqdp.privacy.options import DPOptions
+
+    with pytest.raises(EqdpError, match="--audit 1"):
+        parse_config(DPOptions, {"epsilon": 1.0, "audit": 1}, "benchmark dp")

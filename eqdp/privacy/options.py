@@ -82,6 +82,12 @@ class DPOptions:
             )
         return self
 
+    @model_validator(mode="after")
+    def _enough_canaries(self) -> DPOptions:
+        if self.audit == 1:  # checked here, not after a whole training run
+            raise ValueError("--audit 1: the audit guesses on at least 2 canaries; use 0 or >= 2")
+        return self
+
     @property
     def private(self) -> bool:
         return self.noise_multiplier is not None or math.isfinite(self.epsilon or math.inf)
