@@ -46,6 +46,13 @@ DP_MODELS = {
     "eq-resnet-d4": {},
     "eq-nasnet-b0": {},
     "nasnet-b0": {},
+    # Narrow zoo models: every layer kind (strided 4x4 and 3x3, E4 generator) at width 4-8.
+    "p4-resnet18": {"width": 8},
+    "p4m-resnet18": {"width": 12},
+    "e4-p4-resnet18": {"width": 8},
+    "e4-p4m-resnet18": {"width": 12},
+    "resnet50": {"width": 4},
+    "wrn-16-4": {},
 }
 
 
@@ -406,6 +413,25 @@ def test_equivariant_conv_grad_sampler_routes_are_exact(size: int, kinds: tuple[
 def test_new_equivariant_conv_kinds_have_exact_per_sample_gradients(size: int, layer_kwargs):
     torch.manual_seed(0)
     layer = EquivariantConv2d(kernel_size=3, **layer_kwargs).double()
+    x = torch.randn(3, layer.in_channels, size, size, dtype=torch.float64)
+    assert_grad_samples_match_loop(layer, x, skip_filter_gradients=True)
+
+
+@pytest.mark.parametrize(
+    ("size", "kernel", "fieldwise"),
+    [
+        (16, 4, False),  # even map, 4x4 kernel: grouped route
+        (9, 3, False),  # odd map: im2col route
+        (15, 3, False),  # odd map, 15x15: grouped route
+        (9, 1, False),  # strided 1x1: response route
+        (16, 4, True),  # strided fieldwise
+    ],
+)
+def test_strided_equivariant_conv_has_exact_per_sample_gradients(size, kernel, fieldwise):
+    torch.manual_seed(0)
+    layer = EquivariantConv2d(
+        "C4", 2, 2, kernel, stride=2, basis="full", fieldwise=fieldwise
+    ).double()
     x = torch.randn(3, layer.in_channels, size, size, dtype=torch.float64)
     assert_grad_samples_match_loop(layer, x, skip_filter_gradients=True)
 

@@ -1,4 +1,4 @@
-"""Non-equivariant baselines: a small CNN, CIFAR-style ResNet-18, MONAI EfficientNet-B0 and ViT."""
+"""Non-equivariant baselines: small CNN, ResNet-18/50 (CIFAR stem), WRN-16-4, EfficientNet, ViT."""
 
 from __future__ import annotations
 
@@ -92,6 +92,137 @@ def resnet18(
     in_channels: int, num_classes: int, *, dp: bool = False, image_size: int = 28, width: int = 64
 ) -> nn.Module:
     return ResNet18(in_channels, num_classes, dp=dp, width=width)
+
+
+class Bottleneck(nn.Module):
+    """ResNet-50's block (1x1, 3x3 with the stride, 1x1 to 4x the width), torchvision v1.5."""
+
+    expansion = 4
+
+    def __init__(self, in_channels: int, width: int, stride: int, dp: bool) -> None:
+        super().__init__()
+        out_channels = width * self.expansion
+        self.conv1 = nn.Conv2d(in_channels, width, 1, bias=False)
+        self.norm1 = norm_layer(width, dp)
+        self.conv2 = nn.Conv2d(width, width, 3, stride, 1, bias=False)
+        self.norm2 = norm_layer(width, dp)
+        self.conv3 = nn.Conv2d(width, out_channels, 1, bias=False)
+        self.norm3 = norm_layer(out_channels, dp)
+        self.relu = nn.ReLU()
+        self.shortcut: nn.Module = nn.Identity()
+        if stride != 1 or in_channels != out_channels:
+            self.shortcut = nn.Sequential(
+                nn.Conv2d(in_channels, out_channels, 1, stride, bias=False),
+                norm_layer(out_channels, dp),
+            )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.relu(self.norm1(self.conv1(x)))
+        out = self.relu(self.norm2(self.conv2(out)))
+        out = self.norm3(self.conv3(out))
+        return self.relu(out + self.shortcut(x))
+
+
+class ResNet50(nn.Module):
+    """ResNet-50 (3-4-6-3 bottlenecks) with the CIFAR stem MedMNIST v2 uses at 28px."""
+
+    def __init__(self, in_channels: int, num_classes: int, dp: bool = False, width: int = 64):
+        super().__init__()
+        self.stem = nn.Sequential(
+            nn.Conv2d(in_channels, width, 3, 1, 1, bias=False),
+            norm_layer(width, dp),
+            nn.ReLU(),
+        )
+        blocks: list[nn.Module] = []
+        channels = width
+        for stage, depth in enumerate((3, 4, 6, 3)):
+            for index in range(depth):
+                stride = 2 if stage > 0 and index == 0 else 1
+                blocks.append(Bottleneck(channels, width * 2**stage, stride, dp))
+                channels = width * 2**stage * Bottleneck.expansion
+        self.blocks = nn.Sequential(*blocks)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(channels, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(torch.flatten(self.pool(self.blocks(self.stem(x))), 1))
+
+
+@register_model("resnet50", description="ResNet-50, CIFAR-style stem (MedMNIST v2 baseline)")
+def resnet50(
+    in_channels: int, num_classes: int, *, dp: bool = False, image_size: int = 28, width: int = 64
+) -> nn.Module:
+    return ResNet50(in_channels, num_classes, dp=dp, width=width)
+
+
+class PreActBlock(nn.Module):
+    """Wide-ResNet block: norm, ReLU, 3x3 conv (with the stride), norm, ReLU, 3x3 conv."""
+
+    def __init__(self, in_channels: int, out_channels: int, stride: int, groups: int) -> None:
+        super().__init__()
+        self.norm1 = nn.GroupNorm(groups, in_channels)
+        self.conv1 = nn.Conv2d(in_channels, out_channels, 3, stride, 1, bias=False)
+        self.norm2 = nn.GroupNorm(groups, out_channels)
+        self.conv2 = nn.Conv2d(out_channels, out_channels, 3, 1, 1, bias=False)
+        self.relu = nn.ReLU()
+        self.shortcut: nn.Module = nn.Identity()
+        if stride != 1 or in_channels != out_channels:
+            self.shortcut = nn.Conv2d(in_channels, out_channels, 1, stride, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        activated = self.relu(self.norm1(x))
+        out = self.conv2(self.relu(self.norm2(self.conv1(activated))))
+        return out + self.shortcut(activated)
+
+
+class WideResNet(nn.Module):
+    """WRN-d-k (Zagoruyko & Komodakis 2016) with GroupNorm, as De et al. (2022) train under DP.
+
+    De et al. also standardise the convolution weights; eqdp does not (Opacus has no
+    per-sample rule for weight-standardised convolutions), so this is their network
+    without weight standardisation.
+    """
+
+    def __init__(
+        self, in_channels: int, num_classes: int, depth: int, widen: int, groups: int
+    ) -> None:
+        super().__init__()
+        blocks_per_stage = (depth - 4) // 6
+        widths = (16 * widen, 32 * widen, 64 * widen)
+        self.stem = nn.Conv2d(in_channels, 16, 3, 1, 1, bias=False)
+        blocks: list[nn.Module] = []
+        channels = 16
+        for stage, out_channels in enumerate(widths):
+            for index in range(blocks_per_stage):
+                stride = 2 if stage > 0 and index == 0 else 1
+                blocks.append(PreActBlock(channels, out_channels, stride, groups))
+                channels = out_channels
+        self.blocks = nn.Sequential(*blocks)
+        self.norm = nn.GroupNorm(groups, channels)
+        self.relu = nn.ReLU()
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(channels, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.relu(self.norm(self.blocks(self.stem(x))))
+        return self.fc(torch.flatten(self.pool(out), 1))
+
+
+@register_model(
+    "wrn-16-4",
+    description="Wide-ResNet-16-4 with GroupNorm (16 groups): De et al.'s from-scratch DP "
+    "baseline, without weight standardisation",
+)
+def wrn_16_4(
+    in_channels: int,
+    num_classes: int,
+    *,
+    dp: bool = False,
+    image_size: int = 28,
+    groups: int = 16,
+) -> nn.Module:
+    # GroupNorm is per-sample already, so the DP variant is the same network.
+    return WideResNet(in_channels, num_classes, depth=16, widen=4, groups=groups)
 
 
 # The EfficientNet-B0 stages (MBConv repeats, kernel, stride, expansion, channels, SE ratio).

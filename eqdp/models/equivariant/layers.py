@@ -22,8 +22,16 @@ class EquivariantConv2d(nn.Module):
 
     ``weight`` holds the basis coefficients ``(out_fields, in_fields, d)``; the
     dense filter is rebuilt from them on each forward and run by ``F.conv2d``.
-    Stride is always 1: strided sampling of an even-sized grid is not
-    rot90-symmetric, so downsampling is left to :class:`EquivariantAvgPool`.
+
+    ``stride=2`` halves the resolution and stays exactly equivariant when the
+    sampled windows form a lattice that rot90 and flips map onto itself. An odd
+    kernel is centred on a pixel: on an odd map (size N) the centres 0, 2, ..., N-1
+    are symmetric, on an even map they are not. An even kernel is centred between
+    pixels: on an even map its centres 0.5, 2.5, ..., N-1.5 are symmetric. So a
+    strided layer needs the kernel's parity to match the map's (see
+    :func:`strided_kernel_size`), and refuses a map of the other parity. Padding is
+    ``(k - 1) // 2``: the output has ``ceil(N / 2)`` pixels, as a ResNet's 3x3
+    stride-2 convolution.
 
     ``in_group`` (a supergroup of ``group``) reads regular fields of that larger
     group restricted to ``group``: the layer where a network gives up symmetry.
@@ -43,18 +51,22 @@ class EquivariantConv2d(nn.Module):
         in_group: str | None = None,
         basis: str = "bandlimited",
         fieldwise: bool = False,
+        stride: int = 1,
     ) -> None:
         super().__init__()
-        if kernel_size % 2 != 1:
-            raise ValueError("equivariant convolutions need an odd kernel size")
+        if stride not in (1, 2):
+            raise ValueError(f"equivariant convolutions take stride 1 or 2, got {stride}")
+        if stride == 1 and kernel_size % 2 != 1:
+            # An even kernel at stride 1 shifts the map by half a pixel.
+            raise ValueError("equivariant convolutions at stride 1 need an odd kernel size")
         in_group = None if in_group == group else in_group
         if fieldwise and (in_fields != out_fields or in_group or in_kind != out_kind):
             raise ValueError("a fieldwise convolution maps each field to a field of its kind")
         self.group, self.in_group, self.basis_name = group, in_group, basis
         self.in_fields, self.out_fields = in_fields, out_fields
         self.in_kind, self.out_kind = in_kind, out_kind
-        self.kernel_size = kernel_size
-        self.padding = kernel_size // 2
+        self.kernel_size, self.stride = kernel_size, stride
+        self.padding = (kernel_size - 1) // 2
         self.fieldwise = fieldwise
         self.groups = in_fields if fieldwise else 1
         self.in_size = field_size(in_group or group, in_kind)
@@ -98,16 +110,25 @@ class EquivariantConv2d(nn.Module):
     # gradient it would otherwise compute and throw away.
     per_sample_gradients_only: bool = False
 
+    def _check_map(self, x: torch.Tensor) -> None:
+        height, width = x.shape[-2:]
+        if self.stride == 2 and (height != width or height % 2 != self.kernel_size % 2):
+            raise ValueError(
+                f"a stride-2 equivariant convolution with a {self.kernel_size}x"
+                f"{self.kernel_size} kernel needs a square map of "
+                f"{'odd' if self.kernel_size % 2 else 'even'} size to stay equivariant, got "
+                f"{height}x{width}; build it with strided_kernel_size(k, map_size)"
+            )
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self._check_map(x)
+        options = {"stride": self.stride, "padding": self.padding, "groups": self.groups}
         if not (self.per_sample_gradients_only and self.training and torch.is_grad_enabled()):
-            return F.conv2d(
-                x, self.expanded_filter(), self.expanded_bias(), padding=self.padding,
-                groups=self.groups,
-            )  # fmt: skip
+            return F.conv2d(x, self.expanded_filter(), self.expanded_bias(), **options)
         with torch.no_grad():
             filter_ = self.expanded_filter()
         bias = self.expanded_bias()
-        output = F.conv2d(x, filter_, bias, padding=self.padding, groups=self.groups)
+        output = F.conv2d(x, filter_, bias, **options)
         if x.requires_grad or output.requires_grad:
             return output
         # The first layer's input needs no gradient: a zero that depends on the
@@ -118,9 +139,40 @@ class EquivariantConv2d(nn.Module):
         source = f"{self.in_group}->{self.group}" if self.in_group else self.group
         return (
             f"{source}, {self.in_fields} {self.in_kind} -> {self.out_fields} {self.out_kind}"
-            f" fields, kernel_size={self.kernel_size}, basis={self.basis_name}"
+            f" fields, kernel_size={self.kernel_size}"
+            f"{', stride=2' if self.stride == 2 else ''}, basis={self.basis_name}"
             f" (dim {self.weight.shape[-1]}){', fieldwise' if self.fieldwise else ''}"
         )
+
+
+def strided_kernel_size(kernel_size: int, map_size: int) -> int:
+    """A stride-2 layer's kernel on a ``map_size`` map: the map's parity, at least ``kernel_size``.
+
+    An odd map keeps an odd kernel; an even map takes the next even size (3 -> 4),
+    whose centre lies between pixels (see :class:`EquivariantConv2d`).
+    """
+    return kernel_size if kernel_size % 2 == map_size % 2 else kernel_size + 1
+
+
+class FieldBatchNorm(nn.Module):
+    """BatchNorm with one mean, variance, scale and shift per field (G-CNN batch norm).
+
+    Statistics pool the batch, the pixels and the |G| channels of each field, so the
+    layer commutes with the group's permutations. Batch statistics: not for DP-SGD.
+    """
+
+    def __init__(self, fields: int, field_size_: int, momentum: float = 0.1) -> None:
+        super().__init__()
+        self.fields, self.field_size = fields, field_size_
+        self.norm = nn.BatchNorm3d(fields, momentum=momentum)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n, channels, height, width = x.shape
+        grouped = x.reshape(n, self.fields, self.field_size, height, width)
+        return self.norm(grouped).reshape(n, channels, height, width)
+
+    def extra_repr(self) -> str:
+        return f"{self.fields} fields of size {self.field_size}"
 
 
 class FieldGroupNorm(nn.Module):

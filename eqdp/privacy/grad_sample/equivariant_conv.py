@@ -37,22 +37,24 @@ GROUPED_ROUTE_MIN_PIXELS = 196
 def per_sample_filter_gradient(
     layer: EquivariantConv2d, activations: torch.Tensor, backprops: torch.Tensor
 ) -> torch.Tensor:
-    """``(n, out_channels, in_channels * k * k)``: what Opacus computes for a stride-1 Conv2d."""
+    """``(n, out_channels, in_channels * k * k)``: what Opacus computes for a Conv2d."""
     n, in_channels, height, width = activations.shape
-    k, padding = layer.kernel_size, layer.padding
+    k, padding, stride = layer.kernel_size, layer.padding, layer.stride
     if height * width >= GROUPED_ROUTE_MIN_PIXELS:
         out_channels = backprops.shape[1]
         filters = torch.nn.grad.conv2d_weight(
             activations.reshape(1, n * in_channels, height, width),
             (n * out_channels, in_channels, k, k),
-            backprops.reshape(1, n * out_channels, height, width),
+            backprops.reshape(1, n * out_channels, *backprops.shape[2:]),
+            stride=stride,
             padding=padding,
             groups=n,
         )
         return filters.view(n, out_channels, in_channels * k * k)
     columns = unfold2d(
-        activations, kernel_size=(k, k), padding=(padding, padding), stride=(1, 1), dilation=(1, 1)
-    )
+        activations, kernel_size=(k, k), padding=(padding, padding), stride=(stride, stride),
+        dilation=(1, 1),
+    )  # fmt: skip
     return torch.einsum("noq,npq->nop", backprops.flatten(2), columns)
 
 
@@ -68,6 +70,7 @@ def per_sample_coefficient_gradient(
 ) -> torch.Tensor:
     """``(n, out_fields, in_fields, d)``: per-sample gradients of the basis coefficients."""
     n, _, height, width = activations.shape
+    out_pixels = backprops.shape[2] * backprops.shape[3]
     out_fields, in_fields, out_size = layer.out_fields, layer.in_fields, layer.out_size
     basis = _basis_per_output_channel(layer, backprops.dtype)  # (out_size, q, d)
     q, dim = basis.shape[1:]
@@ -78,11 +81,12 @@ def per_sample_coefficient_gradient(
         for a in range(out_size):
             coefficients.baddbmm_(blocks[:, a], basis[a].expand(n * out_fields, q, dim))
         return coefficients.view(n, out_fields, in_fields, dim)
-    k, padding = layer.kernel_size, layer.padding
+    k, padding, stride = layer.kernel_size, layer.padding, layer.stride
     columns = unfold2d(
-        activations, kernel_size=(k, k), padding=(padding, padding), stride=(1, 1), dilation=(1, 1)
-    ).transpose(1, 2)  # (n, pixels, in_fields * q)
-    per_channel = backprops.reshape(n, out_fields, out_size, height * width)
+        activations, kernel_size=(k, k), padding=(padding, padding), stride=(stride, stride),
+        dilation=(1, 1),
+    ).transpose(1, 2)  # (n, output pixels, in_fields * q)  # fmt: skip
+    per_channel = backprops.reshape(n, out_fields, out_size, out_pixels)
     flat = coefficients.view(n * out_fields * in_fields, dim)
     for a in range(out_size):
         filters_a = torch.bmm(per_channel[:, :, a], columns)  # (n, out_fields, in_fields * q)
@@ -106,7 +110,8 @@ def fieldwise_coefficient_gradient(
     filters = torch.nn.grad.conv2d_weight(
         activations.reshape(1, groups * layer.in_size, height, width),
         (groups * layer.out_size, layer.in_size, k, k),
-        backprops.reshape(1, groups * layer.out_size, height, width),
+        backprops.reshape(1, groups * layer.out_size, *backprops.shape[2:]),
+        stride=layer.stride,
         padding=layer.padding,
         groups=groups,
     )
@@ -126,6 +131,8 @@ def response_coefficient_gradient(
     coefficients: a contraction of 64 or more, where the per-sample filter gradient's
     is the 16 pixels of a 4x4 map.
     """
+    if layer.stride > 1:  # a strided 1x1 layer only reads the pixels it samples
+        activations = activations[:, :, :: layer.stride, :: layer.stride]
     n, _, height, width = activations.shape
     dim, out_size, in_size = layer.basis.shape[0], layer.out_size, layer.in_size
     pixels = height * width
