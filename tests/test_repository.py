@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def test_readme_tables_are_generated_from_committed_records() -> None:
     text = (ROOT / "README.md").read_text()
-    assert "<!-- eqdp:table standard train.epochs=100 -->" in text
+    assert "<!-- eqdp:table standard train.epochs=100 " in text  # full-protocol tables
     assert "<!-- eqdp:search eq-nasnet-28 -->" in text
     assert "<!-- eqdp:scaling loss -->" in text
     records = load_records(ROOT / "results", on_skip=None)
@@ -55,6 +55,8 @@ def test_readme_block_filters_select_on_the_configuration() -> None:
     assert _matches(record, " train.epochs=100 model=cnn")
     assert not _matches(record, " train.epochs!=100")
     assert _matches(record, " train.epochs!=10")
+    assert _matches(record, " train.epochs=10,100")
+    assert not _matches(record, " train.epochs!=10,100")
 
 
 def test_pinned_dependencies_cover_what_changes_numbers_without_registry_addresses() -> None:

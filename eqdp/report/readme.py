@@ -10,7 +10,7 @@ The word after ``eqdp:table`` names a benchmark: its table is drawn from the
 rows of the records it selects (``Benchmark.table`` and ``Benchmark.select``).
 Filters may follow, ``path=value`` or ``path!=value`` on the record's
 configuration, e.g. ``<!-- eqdp:table standard train.epochs=100 -->`` for the
-full-protocol rows.
+full-protocol rows; ``value`` may list alternatives, ``model=resnet18,resnet50``.
 
 ``<!-- eqdp:search NAME -->`` blocks hold the Pareto front of the committed
 search summary ``results/search/NAME/summary.json`` (``eqdp search show``);
@@ -30,7 +30,7 @@ from eqdp.results.records import load_records
 from eqdp.results.rows import aggregate_rows
 
 BLOCK = re.compile(
-    r"(<!-- eqdp:table (?P<name>[\w-]+)(?P<filters>(?: [\w.]+!?=[\w.-]+)*) -->\n)"
+    r"(<!-- eqdp:table (?P<name>[\w-]+)(?P<filters>(?: [\w.]+!?=[\w.,-]+)*) -->\n)"
     r"(?P<body>.*?)(<!-- /eqdp:table -->)",
     re.S,
 )
@@ -58,7 +58,7 @@ def _matches(record: dict, filters: str) -> bool:
         value: object = record.get("config", {})
         for part in path.rstrip("!").split("."):
             value = value.get(part) if isinstance(value, dict) else None
-        if (str(value) == expected) == negated:
+        if (str(value) in expected.split(",")) == negated:
             return False
     return True
 
