@@ -161,3 +161,14 @@ def test_e4_variants_are_smaller_than_their_g_cnns() -> None:
     for g_cnn in ("p4-resnet18", "p4m-resnet18"):
         plain, e4 = describe_model(g_cnn), describe_model(f"e4-{g_cnn}")
         assert e4.params < 0.7 * plain.params and e4.macs < 0.7 * plain.macs
+
+
+def test_e4_macs_count_its_elementwise_aggregation() -> None:
+    from eqdp.models import count_macs
+
+    layer = E4Conv2d("C4", 4, 4, 3, reduction=2, slice_channels=2)  # 16 channels in and out
+    pixels = 9 * 9
+    encoder = 16 * 16 * pixels  # 1x1, 4 -> 4 fields
+    generator = 16 * 8 * pixels + 4 * pixels * 2 * (2 * 9)  # 1x1 to 2 fields, linear 2 -> 2x9
+    aggregation = 16 * pixels * 9
+    assert count_macs(layer, (16, 9, 9)) == encoder + generator + aggregation

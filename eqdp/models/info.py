@@ -39,15 +39,32 @@ def count_macs(model: nn.Module, input_shape: tuple[int, int, int]) -> int:
     was_training = model.training
     model.eval()
     parameter = next(model.parameters())
+    # torch's counter sees matrix products and convolutions only; a module whose work is
+    # elementwise (E4's per-pixel kernels) reports it through ``elementwise_macs(output)``.
+    elementwise: list[int] = []
+    hooks = [
+        module.register_forward_hook(
+            lambda module, inputs, output: elementwise.append(module.elementwise_macs(output))
+        )
+        for module in model.modules()
+        if hasattr(module, "elementwise_macs")
+    ]
     totals = []
-    for batch in (1, 2):
-        sample = torch.zeros(batch, *input_shape, dtype=parameter.dtype, device=parameter.device)
-        counter = FlopCounterMode(display=False)
-        with counter, torch.no_grad():
-            model(sample)
-        totals.append(counter.get_total_flops())
-    model.train(was_training)
-    return int((totals[1] - totals[0]) // 2)
+    try:
+        for batch in (1, 2):
+            sample = torch.zeros(
+                batch, *input_shape, dtype=parameter.dtype, device=parameter.device
+            )
+            counter = FlopCounterMode(display=False)
+            elementwise.clear()
+            with counter, torch.no_grad():
+                model(sample)
+            totals.append(counter.get_total_flops() // 2 + sum(elementwise))
+    finally:
+        for hook in hooks:
+            hook.remove()
+        model.train(was_training)
+    return int(totals[1] - totals[0])
 
 
 def describe_model(

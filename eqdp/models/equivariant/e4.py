@@ -123,6 +123,10 @@ class E4Conv2d(nn.Module):
         out = (weights * patches).sum(dim=4)
         return out.reshape(n, self.out_fields * size, height, width)
 
+    def elementwise_macs(self, output: torch.Tensor) -> int:
+        """The aggregation's multiply-adds (k*k per output value): torch's counter misses them."""
+        return output.numel() * self.kernel_size**2
+
     def extra_repr(self) -> str:
         return (
             f"{self.group}, {self.out_fields} fields in {self.slices} slices, "
