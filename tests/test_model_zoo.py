@@ -172,3 +172,19 @@ def test_e4_macs_count_its_elementwise_aggregation() -> None:
     generator = 16 * 8 * pixels + 4 * pixels * 2 * (2 * 9)  # 1x1 to 2 fields, linear 2 -> 2x9
     aggregation = 16 * pixels * 9
     assert count_macs(layer, (16, 9, 9)) == encoder + generator + aggregation
+
+
+def test_readme_zoo_table_matches_the_models() -> None:
+    import re
+    from pathlib import Path
+
+    from eqdp.results.leaderboard import human_count
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    rows = re.findall(r"^\| `([\w-]+)` \| (\S+) \| (\S+) \| (\S+) \| ", readme, re.M)
+    zoo_rows = {name: rest for name, *rest in rows if name in (*ZOO, "resnet18")}
+    assert set(zoo_rows) == {*ZOO, "resnet18"}
+    for name, (group, params, macs) in zoo_rows.items():
+        info = describe_model(name)
+        expected = [info.group or "-", human_count(info.params), human_count(info.macs)]
+        assert [group, params, macs] == expected, name
