@@ -37,7 +37,9 @@ MIXED_SPEC = {
         {"block": "basic", "blocks": 1, "fields": 2, "group": "C4", "downsample": "none"},
     ],
 }
-DP_MODELS = {
+# Options that keep each model's float64 per-example loop fast; every registered model
+# without a DP refusal is tested, so a new model is picked up without an entry here.
+SMALL_DP_OPTIONS = {
     "arch-spec": {"spec": MIXED_SPEC},
     "cnn": {"width": 4},
     "resnet18": {"width": 4},
@@ -53,6 +55,11 @@ DP_MODELS = {
     "e4-p4m-resnet18": {"width": 12},
     "resnet50": {"width": 4},
     "wrn-16-4": {},
+}
+DP_MODELS = {
+    name: SMALL_DP_OPTIONS.get(name, {})
+    for name in eqdp.list_models()
+    if eqdp.models.model_spec(name).dp_refusal is None
 }
 
 
