@@ -100,6 +100,11 @@ def test_from_run_evaluates_a_finished_checkpoint(synthetic_dir: Path, tmp_path:
     missing = invoke(*args, "--no-verify-md5")
     assert missing.exit_code == 2
     assert "no finished standard record for cnn on breastmnist (28px) seed 1" in missing.output
+    # --model narrows the suite first: a model without source records does not stop it.
+    suite.write_text(suite.read_text().replace('["cnn"]', '["cnn", "eq-cnn"]').replace(
+        "seeds = [0, 1]", "seeds = [0]"))  # fmt: skip
+    narrowed = invoke(*args, "--no-verify-md5", "--model", "cnn")
+    assert narrowed.exit_code == 0 and "1 runs, 1 already recorded" in narrowed.stdout
 
 
 def test_suite_sweeps_options_and_resumes(synthetic_dir: Path, tmp_path: Path) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -144,6 +144,32 @@ def only_those(configs: list[RunConfig], field_name: str, wanted: str) -> list[R
     return [config for config in configs if str(getattr(config, field_name)) in names]
 
 
+def narrowed(suite: SuiteFile, filters: dict[str, str | None]) -> SuiteFile:
+    """The suite with only the wanted models and datasets, before anything is expanded.
+
+    A from-run suite looks up the source record of every configuration it expands, so
+    narrowing first lets ``--model X`` run on X's records while other models have none.
+    """
+    models, datasets = suite.models, suite.datasets
+    if filters.get("model"):
+        present = [entry.name for entry in suite.model_entries]
+        wanted = _wanted("model", filters["model"], present)
+        entries = zip(suite.models, suite.model_entries, strict=True)
+        models = [model for model, entry in entries if entry.name in wanted]
+    if filters.get("dataset"):
+        wanted = _wanted("dataset", filters["dataset"], list(suite.datasets))
+        datasets = {name: table for name, table in suite.datasets.items() if name in wanted}
+    return replace(suite, models=models, datasets=datasets)
+
+
+def _wanted(field_name: str, wanted: str, present: list[str]) -> set[str]:
+    names = {name.strip() for name in wanted.split(",")}
+    for name in sorted(names):
+        if name not in present:
+            raise unknown_choice(f"{field_name} in this suite", name, sorted(present))
+    return names
+
+
 @dataclass
 class Plan:
     """Resolved configurations of a suite, split into finished and pending runs."""
@@ -182,6 +208,7 @@ def plan_suite(
 
     results = absolute(str(default_results(results_dir or suite.results_dir)))
     checkpoints = absolute(checkpoint_dir or suite.checkpoint_dir)
+    suite = narrowed(suite, filters or {})
     data = resolve_data_dir(data_dir)
     configs = list(
         expand(
