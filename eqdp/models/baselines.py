@@ -42,6 +42,8 @@ def small_cnn(
 
 
 class BasicBlock(nn.Module):
+    expansion = 1
+
     def __init__(self, in_channels: int, out_channels: int, stride: int, dp: bool) -> None:
         super().__init__()
         self.conv1 = nn.Conv2d(in_channels, out_channels, 3, stride, 1, bias=False)
@@ -62,36 +64,11 @@ class BasicBlock(nn.Module):
         return self.relu(out + self.shortcut(x))
 
 
-class ResNet18(nn.Module):
-    """ResNet-18 with the CIFAR stem (3x3 conv, no max-pool) MedMNIST v2 uses at 28px."""
-
-    def __init__(self, in_channels: int, num_classes: int, dp: bool = False, width: int = 64):
-        super().__init__()
-        self.stem = nn.Sequential(
-            nn.Conv2d(in_channels, width, 3, 1, 1, bias=False),
-            norm_layer(width, dp),
-            nn.ReLU(),
-        )
-        blocks: list[nn.Module] = []
-        channels = width
-        for stage, out_channels in enumerate([width, 2 * width, 4 * width, 8 * width]):
-            for index in range(2):
-                stride = 2 if stage > 0 and index == 0 else 1
-                blocks.append(BasicBlock(channels, out_channels, stride, dp))
-                channels = out_channels
-        self.blocks = nn.Sequential(*blocks)
-        self.pool = nn.AdaptiveAvgPool2d(1)
-        self.fc = nn.Linear(channels, num_classes)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc(torch.flatten(self.pool(self.blocks(self.stem(x))), 1))
-
-
 @register_model("resnet18", description="ResNet-18, CIFAR-style stem (MedMNIST v2 baseline)")
 def resnet18(
     in_channels: int, num_classes: int, *, dp: bool = False, image_size: int = 28, width: int = 64
 ) -> nn.Module:
-    return ResNet18(in_channels, num_classes, dp=dp, width=width)
+    return CifarResNet(in_channels, num_classes, BasicBlock, (2, 2, 2, 2), dp=dp, width=width)
 
 
 class Bottleneck(nn.Module):
@@ -123,10 +100,23 @@ class Bottleneck(nn.Module):
         return self.relu(out + self.shortcut(x))
 
 
-class ResNet50(nn.Module):
-    """ResNet-50 (3-4-6-3 bottlenecks) with the CIFAR stem MedMNIST v2 uses at 28px."""
+class CifarResNet(nn.Module):
+    """ResNet with the CIFAR stem (3x3 conv, no max-pool) MedMNIST v2 uses at 28px.
 
-    def __init__(self, in_channels: int, num_classes: int, dp: bool = False, width: int = 64):
+    ``block`` is :class:`BasicBlock` (ResNet-18: depths 2-2-2-2) or :class:`Bottleneck`
+    (ResNet-50: 3-4-6-3); stage i has ``width * 2**i`` channels (times the block's
+    expansion) and stages 2-4 halve the resolution in their first block.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        num_classes: int,
+        block: type[BasicBlock | Bottleneck],
+        depths: tuple[int, ...],
+        dp: bool = False,
+        width: int = 64,
+    ) -> None:
         super().__init__()
         self.stem = nn.Sequential(
             nn.Conv2d(in_channels, width, 3, 1, 1, bias=False),
@@ -135,11 +125,11 @@ class ResNet50(nn.Module):
         )
         blocks: list[nn.Module] = []
         channels = width
-        for stage, depth in enumerate((3, 4, 6, 3)):
+        for stage, depth in enumerate(depths):
             for index in range(depth):
                 stride = 2 if stage > 0 and index == 0 else 1
-                blocks.append(Bottleneck(channels, width * 2**stage, stride, dp))
-                channels = width * 2**stage * Bottleneck.expansion
+                blocks.append(block(channels, width * 2**stage, stride, dp))
+                channels = width * 2**stage * block.expansion
         self.blocks = nn.Sequential(*blocks)
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.fc = nn.Linear(channels, num_classes)
@@ -152,7 +142,7 @@ class ResNet50(nn.Module):
 def resnet50(
     in_channels: int, num_classes: int, *, dp: bool = False, image_size: int = 28, width: int = 64
 ) -> nn.Module:
-    return ResNet50(in_channels, num_classes, dp=dp, width=width)
+    return CifarResNet(in_channels, num_classes, Bottleneck, (3, 4, 6, 3), dp=dp, width=width)
 
 
 class PreActBlock(nn.Module):

@@ -28,6 +28,7 @@ to rot90 and (p4m) flips.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -138,97 +139,62 @@ class GroupResNet18(nn.Module):
         return self.head(self.blocks(self.stem(x)))
 
 
-def _e4_options(reduction: float, slice_channels: int) -> dict:
-    return {"reduction": reduction, "slice_channels": slice_channels}
+def g_cnn_builder(group: str) -> Callable[..., nn.Module]:
+    """The registry builder of the G-CNN ResNet-18 over ``group``: its options are its signature."""
+
+    def build(
+        in_channels: int,
+        num_classes: int,
+        *,
+        dp: bool = False,
+        image_size: int = 28,
+        width: int = 64,
+        basis: str = "full",
+        dropout: float = 0.2,
+    ) -> nn.Module:
+        options = {"width": width, "basis": basis, "dropout": dropout}
+        return GroupResNet18(
+            in_channels, num_classes, group, image_size=image_size, dp=dp, **options
+        )
+
+    return build
 
 
-@register_model(
-    "p4-resnet18",
-    family="equivariant",
-    group="C4",
-    description="G-CNN ResNet-18 over C4 regular fields (32-64-128-256), full grid basis",
-)
-def p4_resnet18(
-    in_channels: int,
-    num_classes: int,
-    *,
-    dp: bool = False,
-    image_size: int = 28,
-    width: int = 64,
-    basis: str = "full",
-    dropout: float = 0.2,
-) -> nn.Module:
-    return GroupResNet18(
-        in_channels, num_classes, "C4", image_size=image_size, dp=dp, width=width, basis=basis,
-        dropout=dropout,
-    )  # fmt: skip
+def e4_builder(group: str) -> Callable[..., nn.Module]:
+    """The registry builder of the E4-Net ResNet-18 over ``group``."""
+
+    def build(
+        in_channels: int,
+        num_classes: int,
+        *,
+        dp: bool = False,
+        image_size: int = 28,
+        width: int = 64,
+        basis: str = "full",
+        dropout: float = 0.2,
+        reduction: float = 2.0,
+        slice_channels: int = 2,
+    ) -> nn.Module:
+        options = {"width": width, "basis": basis, "dropout": dropout}
+        e4 = {"reduction": reduction, "slice_channels": slice_channels}
+        return GroupResNet18(
+            in_channels, num_classes, group, image_size=image_size, dp=dp, e4=e4, **options
+        )
+
+    return build
 
 
-@register_model(
-    "p4m-resnet18",
-    family="equivariant",
-    group="D4",
-    description="G-CNN ResNet-18 over D4 regular fields (22-44-88-176), full grid basis",
-)
-def p4m_resnet18(
-    in_channels: int,
-    num_classes: int,
-    *,
-    dp: bool = False,
-    image_size: int = 28,
-    width: int = 64,
-    basis: str = "full",
-    dropout: float = 0.2,
-) -> nn.Module:
-    return GroupResNet18(
-        in_channels, num_classes, "D4", image_size=image_size, dp=dp, width=width, basis=basis,
-        dropout=dropout,
-    )  # fmt: skip
-
-
-@register_model(
-    "e4-p4-resnet18",
-    family="equivariant",
-    group="C4",
-    description="E4-Net p4-E4R18: p4-resnet18 with E4 convolutions (reduction 2, 2 ch/slice)",
-)
-def e4_p4_resnet18(
-    in_channels: int,
-    num_classes: int,
-    *,
-    dp: bool = False,
-    image_size: int = 28,
-    width: int = 64,
-    basis: str = "full",
-    dropout: float = 0.2,
-    reduction: float = 2.0,
-    slice_channels: int = 2,
-) -> nn.Module:
-    return GroupResNet18(
-        in_channels, num_classes, "C4", image_size=image_size, dp=dp, width=width, basis=basis,
-        dropout=dropout, e4=_e4_options(reduction, slice_channels),
-    )  # fmt: skip
-
-
-@register_model(
-    "e4-p4m-resnet18",
-    family="equivariant",
-    group="D4",
-    description="E4-Net p4m-E4R18: p4m-resnet18 with E4 convolutions (reduction 2, 2 ch/slice)",
-)
-def e4_p4m_resnet18(
-    in_channels: int,
-    num_classes: int,
-    *,
-    dp: bool = False,
-    image_size: int = 28,
-    width: int = 64,
-    basis: str = "full",
-    dropout: float = 0.2,
-    reduction: float = 2.0,
-    slice_channels: int = 2,
-) -> nn.Module:
-    return GroupResNet18(
-        in_channels, num_classes, "D4", image_size=image_size, dp=dp, width=width, basis=basis,
-        dropout=dropout, e4=_e4_options(reduction, slice_channels),
-    )  # fmt: skip
+for _name, _group, _fields in (("p4", "C4", "32-64-128-256"), ("p4m", "D4", "22-44-88-176")):
+    register_model(
+        f"{_name}-resnet18",
+        family="equivariant",
+        group=_group,
+        description=f"G-CNN ResNet-18 over {_group} regular fields ({_fields}), full grid basis",
+    )(g_cnn_builder(_group))
+    register_model(
+        f"e4-{_name}-resnet18",
+        family="equivariant",
+        group=_group,
+        description=f"E4-Net {_name}-E4R18: {_name}-resnet18 with E4 convolutions "
+        "(reduction 2, 2 ch/slice)",
+    )(e4_builder(_group))
