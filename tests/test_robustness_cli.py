@@ -105,6 +105,10 @@ def test_from_run_evaluates_a_finished_checkpoint(synthetic_dir: Path, tmp_path:
         "seeds = [0, 1]", "seeds = [0]"))  # fmt: skip
     narrowed = invoke(*args, "--no-verify-md5", "--model", "cnn")
     assert narrowed.exit_code == 0 and "1 runs, 1 already recorded" in narrowed.stdout
+    suite.write_text(suite.read_text().replace('["cnn", "eq-cnn"]', '["cnn"]').replace(
+        "seeds = [0]", "seeds = [0, 1]"))  # fmt: skip
+    one_seed = invoke(*args, "--no-verify-md5", "--seed", "0")  # seed 1 has no record
+    assert one_seed.exit_code == 0 and "1 runs, 1 already recorded" in one_seed.stdout
 
 
 def test_suite_sweeps_options_and_resumes(synthetic_dir: Path, tmp_path: Path) -> None:

@@ -145,7 +145,7 @@ def only_those(configs: list[RunConfig], field_name: str, wanted: str) -> list[R
 
 
 def narrowed(suite: SuiteFile, filters: dict[str, str | None]) -> SuiteFile:
-    """The suite with only the wanted models and datasets, before anything is expanded.
+    """The suite with only the wanted models, datasets and seeds, before anything is expanded.
 
     A from-run suite looks up the source record of every configuration it expands, so
     narrowing first lets ``--model X`` run on X's records while other models have none.
@@ -159,7 +159,11 @@ def narrowed(suite: SuiteFile, filters: dict[str, str | None]) -> SuiteFile:
     if filters.get("dataset"):
         wanted = _wanted("dataset", filters["dataset"], list(suite.datasets))
         datasets = {name: table for name, table in suite.datasets.items() if name in wanted}
-    return replace(suite, models=models, datasets=datasets)
+    seeds = suite.seeds
+    if filters.get("seed"):
+        wanted = _wanted("seed", filters["seed"], [str(seed) for seed in suite.seeds])
+        seeds = [seed for seed in suite.seeds if str(seed) in wanted]
+    return replace(suite, models=models, datasets=datasets, seeds=seeds)
 
 
 def _wanted(field_name: str, wanted: str, present: list[str]) -> set[str]:
