@@ -8,9 +8,10 @@ A G-CNN layer aggregates a k x k neighbourhood with one static filter per
   generates a k x k spatial kernel per *slice* (a set of ``slice_channels``
   output fields that share it): 1x1 group convolution to ``in_fields / reduction``
   fields, norm, ReLU, then a linear map applied to each group element's channel
-  alike. The kernel generated for element g is turned by g's grid action before
-  use, which makes the layer exactly equivariant (the dynamic kernel of an
-  involution, put into each group element's frame).
+  alike. The kernel generated for element g is turned by g^-1's grid action
+  (escnn's regular-field convention) before use, which makes the layer exactly
+  equivariant (the dynamic kernel of an involution, put into each group
+  element's frame).
 
 Out(x, c, g) = sum_u K_g(x, slice(c))(u) * V(x + u, c, g): a per-pixel, per-element
 depthwise aggregation. Every trainable weight sits in an ``EquivariantConv2d``, a
@@ -114,7 +115,7 @@ class E4Conv2d(nn.Module):
         k2, size = self.kernel_size**2, self.field_size
         raw = self.generator(x).view(n, self.slices, k2, size, height, width)
         index = self._frames.to(x.device).view(1, 1, k2, size, 1, 1).expand_as(raw)
-        kernels = torch.gather(raw, 2, index)  # element g's kernel, turned by g
+        kernels = torch.gather(raw, 2, index)  # element g's kernel, turned by g^-1
         values = self.encoder(x)
         patches = F.unfold(values, self.kernel_size, padding=self.kernel_size // 2).view(
             n, self.slices, self.slice_channels, size, k2, height, width
