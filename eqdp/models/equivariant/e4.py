@@ -107,14 +107,16 @@ class E4Conv2d(nn.Module):
             nn.ReLU(),
             FiberwiseLinear(hidden, self.slices * kernel_size * kernel_size, self.field_size),
         )
-        # Not a buffer: Opacus' validator looks for buffers; this is a constant index.
-        self._frames = kernel_frames(group, kernel_size).t().contiguous()  # (k*k, |G|)
+        # A constant index that moves with the module; not saved (checkpoints hold weights).
+        # Opacus allows it: only layers with trainable weights of their own must lack buffers.
+        frames = kernel_frames(group, kernel_size).t().contiguous()  # (k*k, |G|)
+        self.register_buffer("frames", frames, persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         n, _, height, width = x.shape
         k2, size = self.kernel_size**2, self.field_size
         raw = self.generator(x).view(n, self.slices, k2, size, height, width)
-        index = self._frames.to(x.device).view(1, 1, k2, size, 1, 1).expand_as(raw)
+        index = self.frames.view(1, 1, k2, size, 1, 1).expand_as(raw)
         kernels = torch.gather(raw, 2, index)  # element g's kernel, turned by g^-1
         values = self.encoder(x)
         patches = F.unfold(values, self.kernel_size, padding=self.kernel_size // 2).view(
