@@ -134,16 +134,6 @@ def _from_run_configs(config: RunConfig, source: str, records: list[dict]) -> It
         yield config.replace(options={**config.options, "from_run": record["run_id"]})
 
 
-def only_those(configs: list[RunConfig], field_name: str, wanted: str) -> list[RunConfig]:
-    """The configurations whose ``field_name`` is in the comma list; values the suite lacks fail."""
-    present = sorted({str(getattr(config, field_name)) for config in configs})
-    names = [name.strip() for name in wanted.split(",")]
-    for name in names:
-        if name not in present:
-            raise unknown_choice(f"{field_name} in this suite", name, present)
-    return [config for config in configs if str(getattr(config, field_name)) in names]
-
-
 def narrowed(suite: SuiteFile, filters: dict[str, str | None]) -> SuiteFile:
     """The suite with only the wanted models, datasets and seeds, before anything is expanded.
 
@@ -170,7 +160,7 @@ def _wanted(field_name: str, wanted: str, present: list[str]) -> set[str]:
     names = {name.strip() for name in wanted.split(",")}
     for name in sorted(names):
         if name not in present:
-            raise unknown_choice(f"{field_name} in this suite", name, sorted(present))
+            raise unknown_choice(f"{field_name} in this suite", name, sorted(set(present)))
     return names
 
 
@@ -204,7 +194,10 @@ def plan_suite(
     verify_md5: bool = True,
     filters: dict[str, str | None] | None = None,
 ) -> Plan:
-    """Expand, filter, resolve (every configuration checked before any runs), split off finished."""
+    """Narrow, expand, resolve (every configuration checked before any runs), split off finished.
+
+    ``filters`` (``model``, ``dataset``, ``seed``: comma lists) narrow the suite itself.
+    """
     from eqdp.benchmarks.execute import check_ready, resolve_config
     from eqdp.data.catalog import resolve_data_dir
     from eqdp.results.identity import run_key
@@ -224,9 +217,6 @@ def plan_suite(
             verify_md5,
         )
     )
-    for name, wanted in (filters or {}).items():
-        if wanted:
-            configs = only_those(configs, name, wanted)
     resolved = [resolve_config(config) for config in configs]
     keys = [run_key(config.as_dict()) for config in resolved]
     if len(set(keys)) != len(keys):
@@ -273,4 +263,4 @@ def as_plain_dict_options(config: RunConfig) -> dict[str, Any]:
     return shown
 
 
-__all__ = ["Plan", "describe", "expand", "only_those", "plan_suite", "sweep_target"]
+__all__ = ["Plan", "describe", "expand", "narrowed", "plan_suite", "sweep_target"]
