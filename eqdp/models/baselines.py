@@ -41,6 +41,16 @@ def small_cnn(
     )
 
 
+def projection_shortcut(in_channels: int, out_channels: int, stride: int, dp: bool) -> nn.Module:
+    """A ResNet block's shortcut: identity, or a strided 1x1 conv and norm when shapes change."""
+    if stride == 1 and in_channels == out_channels:
+        return nn.Identity()
+    return nn.Sequential(
+        nn.Conv2d(in_channels, out_channels, 1, stride, bias=False),
+        norm_layer(out_channels, dp),
+    )
+
+
 class BasicBlock(nn.Module):
     expansion = 1
 
@@ -51,12 +61,7 @@ class BasicBlock(nn.Module):
         self.conv2 = nn.Conv2d(out_channels, out_channels, 3, 1, 1, bias=False)
         self.norm2 = norm_layer(out_channels, dp)
         self.relu = nn.ReLU()
-        self.shortcut: nn.Module = nn.Identity()
-        if stride != 1 or in_channels != out_channels:
-            self.shortcut = nn.Sequential(
-                nn.Conv2d(in_channels, out_channels, 1, stride, bias=False),
-                norm_layer(out_channels, dp),
-            )
+        self.shortcut = projection_shortcut(in_channels, out_channels, stride, dp)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.relu(self.norm1(self.conv1(x)))
@@ -86,12 +91,7 @@ class Bottleneck(nn.Module):
         self.conv3 = nn.Conv2d(width, out_channels, 1, bias=False)
         self.norm3 = norm_layer(out_channels, dp)
         self.relu = nn.ReLU()
-        self.shortcut: nn.Module = nn.Identity()
-        if stride != 1 or in_channels != out_channels:
-            self.shortcut = nn.Sequential(
-                nn.Conv2d(in_channels, out_channels, 1, stride, bias=False),
-                norm_layer(out_channels, dp),
-            )
+        self.shortcut = projection_shortcut(in_channels, out_channels, stride, dp)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.relu(self.norm1(self.conv1(x)))
