@@ -155,6 +155,8 @@ def test_e4_options_are_checked() -> None:
         eqdp.create_model("e4-p4-resnet18", 1, 2, width=16, slice_channels=3)
     with pytest.raises(EqdpError, match="reduction must be > 0"):
         eqdp.create_model("e4-p4-resnet18", 1, 2, width=16, reduction=0)
+    with pytest.raises(EqdpError, match="model 'p4-resnet18': dropout probability has to be"):
+        eqdp.create_model("p4-resnet18", 1, 2, width=16, dropout=2)
 
 
 def test_e4_variants_are_smaller_than_their_g_cnns() -> None:

@@ -113,4 +113,7 @@ def create_model(
         )
     if dp and spec.dp_refusal:
         raise EqdpError(f"model {name!r} cannot be trained under DP-SGD: {spec.dp_refusal}")
-    return spec.builder(in_channels, num_classes, dp=dp, **kwargs)
+    try:
+        return spec.builder(in_channels, num_classes, dp=dp, **kwargs)
+    except ValueError as error:  # torch's checks of an option's value (dropout=2, ...)
+        raise EqdpError(f"model {name!r}: {error}") from error
