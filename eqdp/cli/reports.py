@@ -7,11 +7,17 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from eqdp.cli.common import app, console, errors, guarded
 from eqdp.cli.options import ResultsDir
+from eqdp.cli.tables import print_fitted
 from eqdp.errors import EqdpError, unknown_choice
+
+# What a narrow terminal leaves out first: ids, models and scores stay.
+LEADERBOARD_DROP_ORDER = ("img/s", "train s", "MACs", "params", "benchmark", "seeds", "key")
+RUNS_HEADER = ("run id", "benchmark", "dataset", "model", "setting", "seed", "test AUC", "key",
+               "checkpoint")  # fmt: skip
+RUNS_DROP_ORDER = ("key", "benchmark", "checkpoint", "setting", "dataset")
 
 
 @app.command(rich_help_panel="Results")
@@ -95,13 +101,11 @@ def leaderboard(
         elif format == "html":
             sys.stdout.write(board.to_html(rows, show_key))
         else:
-            table = Table(title=f"eqdp leaderboard: {base} ({len(chosen)} records)")
             header, cells = board.display_table(rows, show_key)
-            for column in header:
-                table.add_column(column)
-            for line in cells:
-                table.add_row(*line)
-            console.print(table)
+            print_fitted(
+                console, f"eqdp leaderboard: {base} ({len(chosen)} records)", header, cells,
+                identifiers=("model", "key"), drop_order=LEADERBOARD_DROP_ORDER,
+            )  # fmt: skip
 
     guarded(body)
 
@@ -133,9 +137,7 @@ def readme(
 
 @app.command(rich_help_panel="Results")
 def plot(
-    kind: Annotated[
-        str, typer.Argument(help="low-data, adversarial, geometric, dp or scaling.")
-    ],
+    kind: Annotated[str, typer.Argument(help="low-data, adversarial, geometric, dp or scaling.")],
     dataset: Annotated[str | None, typer.Option(help="Only this dataset.")] = None,
     out: Annotated[
         Path | None, typer.Option(help="Output file (.png, .svg or .pdf) \\[default: KIND.png].")
@@ -185,8 +187,10 @@ def runs(
     results_dir: ResultsDir = None,
     checkpoint_dir: Annotated[
         Path | None,
-        typer.Option(help="Checkpoints folder \\[env: EQDP_CHECKPOINT_DIR; default: "
-                     "checkpoints/ in the records folder]."),  # fmt: skip
+        typer.Option(
+            help="Checkpoints folder \\[env: EQDP_CHECKPOINT_DIR; default: "
+            "checkpoints/ in the records folder]."
+        ),  # fmt: skip
     ] = None,
     format: Annotated[str, typer.Option(help="table or json.")] = "table",
 ) -> None:
@@ -233,27 +237,34 @@ def runs(
         if format == "json":
             payload = [
                 {
-                    "run_id": r["run_id"], "benchmark": r["benchmark"], "dataset": r["dataset"],
-                    "size": r["size"], "model": r["model"], "seed": r["seed"],
-                    "setting": r.get("label"), "key": k, "created_at": r["created_at"],
+                    "run_id": r["run_id"],
+                    "benchmark": r["benchmark"],
+                    "dataset": r["dataset"],
+                    "size": r["size"],
+                    "model": r["model"],
+                    "seed": r["seed"],
+                    "setting": r.get("label"),
+                    "key": k,
+                    "created_at": r["created_at"],
                     "test_auc": r["metrics"]["test"].get("auc"),
-                    "checkpoint": str(p) if p else None, "record": r["_path"],
+                    "checkpoint": str(p) if p else None,
+                    "record": r["_path"],
                 }  # fmt: skip
                 for r, k, p in listed
             ]
             sys.stdout.write(json.dumps(payload, indent=2) + "\n")
             return
-        table = Table(title=f"eqdp runs: {base} ({len(listed)} of {len(records)} finished runs)")
-        for column in ("run id", "benchmark", "dataset", "model", "setting", "seed", "test AUC",
-                       "key", "checkpoint"):  # fmt: skip
-            table.add_column(column)
+        cells = []
         for record, row_key, path in listed:
             auc = record["metrics"]["test"].get("auc")
-            table.add_row(
+            cells.append([
                 record["run_id"], record["benchmark"], f"{record['dataset']} ({record['size']})",
                 record["model"], record.get("label") or "", str(record["seed"]),
                 "–" if auc is None else f"{auc:.3f}", row_key, "yes" if path else "no",
-            )  # fmt: skip
-        console.print(table)
+            ])  # fmt: skip
+        print_fitted(
+            console, f"eqdp runs: {base} ({len(listed)} of {len(records)} finished runs)",
+            RUNS_HEADER, cells, identifiers=("run id", "model"), drop_order=RUNS_DROP_ORDER,
+        )  # fmt: skip
 
     guarded(body)
