@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, field
 
 from eqdp.benchmarks.registry import BENCHMARKS
 from eqdp.results.rows import Row, aggregate_rows, mean_std
+from eqdp.results.stats import format_cell_interval, t_interval
 
 FORMATS: tuple[str, ...] = ("table", "markdown", "csv", "json", "latex", "html")
 
@@ -46,6 +47,9 @@ class LeaderboardRow:
     n_seeds: int
     test_auc_mean: float
     test_auc_std: float
+    # 95% Student-t interval of the mean test AUC over the seeds (eqdp.results.stats);
+    # None with fewer than three seeds.
+    test_auc_ci95: tuple[float, float] | None
     test_acc_mean: float
     test_acc_std: float
     params: int
@@ -62,6 +66,7 @@ class LeaderboardRow:
         values = asdict(self)
         values.pop("scientific")
         values["metrics"] = {k: {"mean": m, "std": s} for k, (m, s) in self.metrics.items()}
+        values["test_auc_ci95"] = list(self.test_auc_ci95) if self.test_auc_ci95 else None
         return values
 
 
@@ -85,6 +90,7 @@ def leaderboard_row(row: Row, columns: list | None = None) -> LeaderboardRow:
     info = newest.get("model_info", {})
     privacy = newest.get("privacy") if row.benchmark == "dp" else None
     auc = row.stat(lambda r: _number(r["metrics"]["test"].get("auc")))
+    auc_interval = t_interval(row.values(lambda r: _number(r["metrics"]["test"].get("auc"))))
     acc = row.stat(lambda r: _number(r["metrics"]["test"].get("acc")))
     seconds = row.stat(lambda r: _number(r.get("timing", {}).get("train_seconds")))[0]
     speed = row.stat(lambda r: _number(r.get("timing", {}).get("images_per_second")))[0]
@@ -98,6 +104,7 @@ def leaderboard_row(row: Row, columns: list | None = None) -> LeaderboardRow:
         n_seeds=row.n_seeds,
         test_auc_mean=auc[0],
         test_auc_std=auc[1],
+        test_auc_ci95=auc_interval,
         test_acc_mean=acc[0],
         test_acc_std=acc[1],
         params=int(info.get("params", 0)),
@@ -176,7 +183,7 @@ def human_count(value: int) -> str:
 
 TABLE_HEADER = (
     "benchmark", "dataset", "model", "setting", "ε", "seeds",
-    "test AUC", "test ACC", "params", "MACs", "train s", "img/s",
+    "test AUC", "AUC 95% CI", "test ACC", "params", "MACs", "train s", "img/s",
 )  # fmt: skip
 
 
@@ -193,6 +200,7 @@ def display_cells(row: LeaderboardRow) -> list[str]:
         format_epsilon(row.epsilon),
         str(row.n_seeds),
         pm(row.test_auc_mean, row.test_auc_std, row.n_seeds),
+        format_cell_interval(row.test_auc_ci95),
         pm(row.test_acc_mean, row.test_acc_std, row.n_seeds),
         human_count(row.params),
         human_count(row.macs),
@@ -248,15 +256,22 @@ def to_markdown(rows: list[LeaderboardRow], with_key: bool = False) -> str:
 
 
 def to_csv(rows: list[LeaderboardRow]) -> str:
-    """One column per field; each benchmark metric as ``NAME mean`` and ``NAME std``."""
+    """One column per field (the AUC interval as two); each benchmark metric as ``NAME mean``
+    and ``NAME std``."""
     buffer = io.StringIO()
-    names = [n for n in LeaderboardRow.__dataclass_fields__ if n not in ("metrics", "scientific")]
+    names = []
+    for name in LeaderboardRow.__dataclass_fields__:
+        if name == "test_auc_ci95":
+            names += ["test_auc_ci95_low", "test_auc_ci95_high"]
+        elif name not in ("metrics", "scientific"):
+            names.append(name)
     extra = list(dict.fromkeys(name for row in rows for name in row.metrics))
     fields = names + [f"{name} {part}" for name in extra for part in ("mean", "std")]
     writer = csv.DictWriter(buffer, fieldnames=fields, lineterminator="\n")
     writer.writeheader()
     for row in rows:
         values = {k: v for k, v in row.as_dict().items() if k in names}
+        values["test_auc_ci95_low"], values["test_auc_ci95_high"] = row.test_auc_ci95 or ("", "")
         for name, (mean, std) in row.metrics.items():
             values[f"{name} mean"], values[f"{name} std"] = mean, std
         writer.writerow(values)
