@@ -26,6 +26,7 @@ from pathlib import Path
 from eqdp.benchmarks import BENCHMARKS
 from eqdp.benchmarks.registry import records_of
 from eqdp.errors import EqdpError
+from eqdp.results.provenance import committed
 from eqdp.results.records import load_records
 from eqdp.results.rows import aggregate_rows
 
@@ -87,6 +88,8 @@ def render_scaling_block(target: str, results: str | Path) -> str:
 
 
 def updated_readme(text: str, records: list[dict], results: str | Path = "results") -> str:
+    records = committed(records).records  # a dirty checkout's records stay out of tables
+
     def replace(match: re.Match) -> str:
         body = render_block(match.group("name"), records, match.group("filters"))
         return match.group(1) + body + match.group(5)

@@ -1,0 +1,64 @@
+"""Which records may stand in committed tables: provenance rules enforced by code.
+
+- A record made from a dirty checkout (``env.git_dirty`` true) cannot be traced
+  to a commit: it is left out of the README blocks, the docs pages and the
+  findings, and the pages say how many were left out. (Records from before the
+  field existed, ``git_dirty`` absent or null, are kept: unknown, not dirty.)
+- Tuning runs live in ``results/tuning/`` and are never loaded as results
+  (``eqdp.results.records.NOT_RECORD_FOLDERS``).
+- Two records of one run (same configuration, seed and measurement: the same
+  ``run_key``) in ``results/`` are an error: a table would silently keep one.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from eqdp.results.identity import run_key
+
+
+def is_dirty(record: dict) -> bool:
+    return (record.get("env") or {}).get("git_dirty") is True
+
+
+@dataclass
+class Committed:
+    """The records committed tables may use, and what was left out and why."""
+
+    records: list[dict]
+    dirty: list[dict] = field(default_factory=list)
+
+    def note(self) -> str:
+        """One sentence for a generated page; empty when nothing was left out."""
+        if not self.dirty:
+            return ""
+        count = len(self.dirty)
+        return (
+            f"{count} record{'s' if count > 1 else ''} from a dirty checkout "
+            "(`env.git_dirty`) left out."
+        )
+
+
+def committed(records: list[dict]) -> Committed:
+    kept = [r for r in records if not is_dirty(r)]
+    return Committed(kept, [r for r in records if is_dirty(r)])
+
+
+def load_committed(base: str | Path) -> Committed:
+    from eqdp.results.records import load_records
+
+    return committed(load_records(base, on_skip=None))
+
+
+def duplicate_runs(records: list[dict]) -> list[list[dict]]:
+    """Groups of two or more records of one run (same ``run_key``), oldest first."""
+    groups: dict[str, list[dict]] = defaultdict(list)
+    for record in records:
+        groups[run_key(record["config"])].append(record)
+    return [
+        sorted(group, key=lambda r: (r["created_at"], r["run_id"]))
+        for group in groups.values()
+        if len(group) > 1
+    ]

@@ -1,0 +1,58 @@
+"""Provenance rules over the committed results/ folder (eqdp.results.provenance)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from eqdp.results.provenance import committed, duplicate_runs, is_dirty
+from eqdp.results.records import load_records
+
+RESULTS = Path(__file__).resolve().parent.parent / "results"
+
+
+@pytest.fixture(scope="module")
+def committed_records() -> list[dict]:
+    return load_records(RESULTS, on_skip=None)
+
+
+def test_no_run_has_two_records(committed_records: list[dict]) -> None:
+    duplicates = duplicate_runs(committed_records)
+    named = [[r["_path"] for r in group] for group in duplicates]
+    assert not duplicates, f"two records of one run (git rm the later one): {named}"
+
+
+def test_tuning_records_are_never_results(committed_records: list[dict]) -> None:
+    tuning = [json.loads(p.read_text()) for p in (RESULTS / "tuning").rglob("*.json")]
+    assert all("/tuning/" not in r["_path"] for r in committed_records)
+    tuning_ids = {t.get("run_id") for t in tuning}
+    # A result that is a copy of a tuning run (same id, or the same measured history)
+    # would let the tuning double as a result.
+    assert not [r["_path"] for r in committed_records if r["run_id"] in tuning_ids]
+    tuning_histories = {json.dumps(t.get("history"), sort_keys=True) for t in tuning}
+    copies = [
+        r["_path"]
+        for r in committed_records
+        if r.get("history") and json.dumps(r["history"], sort_keys=True) in tuning_histories
+    ]
+    assert not copies, f"results that copy a tuning run: {copies}"
+
+
+def test_dirty_records_are_left_out_and_counted() -> None:
+    clean = {"env": {"git_dirty": False}}
+    unknown = {"env": {}}
+    dirty = {"env": {"git_dirty": True}}
+    chosen = committed([clean, unknown, dirty])
+    assert chosen.records == [clean, unknown] and chosen.dirty == [dirty]
+    assert is_dirty(dirty) and not is_dirty(unknown)
+    assert "1 record from a dirty checkout" in chosen.note()
+    assert committed([clean]).note() == ""
+
+
+def test_duplicates_are_found(committed_records: list[dict]) -> None:
+    record = committed_records[0]
+    later = {**record, "created_at": "2999-01-01T00:00:00+00:00", "run_id": "later"}
+    groups = duplicate_runs([record, later])
+    assert [[r["run_id"] for r in g] for g in groups] == [[record["run_id"], "later"]]
