@@ -16,6 +16,7 @@ from typing import Any
 
 from torch import nn
 
+from eqdp.catalogue.model_options import check_option
 from eqdp.errors import EqdpError
 from eqdp.registry import Registry
 
@@ -32,14 +33,37 @@ class ModelSpec:
     description: str
     dp_refusal: str | None = None  # why the model cannot be trained under DP, if it cannot
 
-    def option_defaults(self) -> dict[str, Any]:
-        """The model's options and their defaults, from the builder's signature."""
+    def _options(self) -> list[inspect.Parameter]:
         parameters = inspect.signature(self.builder).parameters.values()
-        return {
-            p.name: _plain(p.default)
+        return [
+            p
             for p in parameters
             if p.kind is inspect.Parameter.KEYWORD_ONLY and p.name not in _RUN_ARGUMENTS
+        ]
+
+    def option_defaults(self) -> dict[str, Any]:
+        """The model's options and their defaults, from the builder's signature."""
+        return {p.name: _plain(p.default) for p in self._options()}
+
+    def option_types(self) -> dict[str, str]:
+        """Each option's annotation as text (``"int"``), what ``check_option`` reads."""
+        return {
+            p.name: p.annotation if isinstance(p.annotation, str) else _type_name(p.annotation)
+            for p in self._options()
         }
+
+    def check_options(self, given: dict[str, Any]) -> None:
+        """A one-line error for the first given option whose value its type does not take."""
+        types, defaults = self.option_types(), self.option_defaults()
+        for name, value in given.items():
+            if name in types:
+                check_option(self.name, name, types[name], defaults[name], value)
+
+
+def _type_name(annotation: Any) -> str:
+    if annotation is inspect.Parameter.empty:
+        return "Any"
+    return getattr(annotation, "__name__", str(annotation))
 
 
 def _plain(value: Any) -> Any:
@@ -98,6 +122,7 @@ def resolve_model_kwargs(name: str, given: dict[str, Any]) -> dict[str, Any]:
     if unknown:
         valid = ", ".join(sorted(defaults)) or "none"
         raise EqdpError(f"model {name!r} has no option(s) {unknown}; its options: {valid}")
+    model_spec(name).check_options(given)
     return {**defaults, **{k: _plain(v) for k, v in given.items()}}
 
 
@@ -111,6 +136,7 @@ def create_model(
         raise EqdpError(
             f"in_channels and num_classes must be >= 1, got {in_channels}, {num_classes}"
         )
+    spec.check_options(kwargs)
     if dp and spec.dp_refusal:
         raise EqdpError(f"model {name!r} cannot be trained under DP-SGD: {spec.dp_refusal}")
     try:

@@ -1,0 +1,62 @@
+"""A newcomer's mistakes: each ends in one `error:` line naming the bad value, exit code 2,
+and nothing written (issues 28 item 4 and 29)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from eqdp.cli import app
+from tests.test_cli import run_args
+
+runner = CliRunner()
+
+
+def assert_clean_error(result, message: str, results: Path) -> None:
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error:"), result.output
+    assert message in " ".join(result.output.split()), result.output
+    assert not results.exists(), "a failed run left its results folder behind"
+
+
+@pytest.mark.parametrize(
+    ("model", "option", "message"),
+    [
+        ("cnn", "width=abc", "option width='abc' is not valid: width takes an integer > 0"),
+        ("cnn", "width=0", "option width=0 is not valid: width takes an integer > 0"),
+        ("cnn", "width=-4", "option width=-4 is not valid"),
+        ("cnn", "width=2.5", "option width=2.5 is not valid"),
+        ("eq-nasnet", "width_multiplier=abc", "width_multiplier takes a number > 0"),
+        ("eq-nasnet", "width_multiplier=-1", "option width_multiplier=-1 is not valid"),
+        ("eq-nasnet", "dropout=1", "dropout takes a number in [0, 1)"),
+        ("eq-cnn", "widths=[8,0]", "widths takes a list of integers > 0"),
+        ("cnn", "depth=3", "model 'cnn' has no option(s) ['depth']; its options: width"),
+    ],
+)
+def test_a_bad_model_option_is_named_before_building(
+    synthetic_dir: Path, tmp_path: Path, model: str, option: str, message: str
+) -> None:
+    results = tmp_path / "r"
+    args = run_args(synthetic_dir, results, "-k", option)
+    args[args.index("--model") + 1] = model
+    assert_clean_error(runner.invoke(app, args), message, results)
+
+
+def test_every_model_default_passes_its_own_option_checks() -> None:
+    from eqdp.models import MODELS
+
+    for name in MODELS.names():
+        spec = MODELS.get(name)
+        spec.check_options({k: v for k, v in spec.option_defaults().items() if v is not None})
+
+
+def test_create_model_checks_option_values_too() -> None:
+    from eqdp.errors import EqdpError
+    from eqdp.models import create_model
+
+    with pytest.raises(EqdpError, match="width takes an integer > 0"):
+        create_model("cnn", 1, 2, width=2.5)
