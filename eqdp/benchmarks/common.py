@@ -106,7 +106,7 @@ def build_record(
             "train_seconds": round(fit_result.train_seconds, 3),
             "images_per_second": round(fit_result.images_per_second, 2),
         },
-        "env": environment(context.device, precision),
+        "env": {**environment(context.device, precision), "engine": fit_result.engine},
         "privacy": fit_result.privacy,
     }
     if extra:

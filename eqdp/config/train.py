@@ -12,7 +12,7 @@ from typing import Literal
 from eqdp.config.fields import config_class, option
 
 AUGMENTATIONS: tuple[str, ...] = ("none", "d4")
-PRECISIONS: tuple[str, ...] = ("auto", "fp32", "bf16")
+PRECISIONS: tuple[str, ...] = ("auto", "fp32", "tf32", "bf16")
 
 
 @config_class
@@ -43,10 +43,18 @@ class TrainConfig:
         "Training augmentation: none, or d4 (a random rot90 x flip per image).",
         label="aug={}",
     )
-    precision: Literal["auto", "fp32", "bf16"] = option(
+    precision: Literal["auto", "fp32", "tf32", "bf16"] = option(
         "auto",
-        "Numerics of training and evaluation: fp32; bf16 (autocast, CUDA only); "
-        "auto = bf16 on CUDA, fp32 on CPU. Records store the resolved value.",
+        "Numerics of training and evaluation: fp32 (TF32 off, also on a GPU); tf32 "
+        "(fp32 with TF32 matmuls/convolutions, CUDA only); bf16 (autocast, CUDA only); "
+        "auto = tf32 on CUDA, fp32 on CPU. Records store the resolved value.",
         label="{}",
+    )
+    engine: Literal["auto", "eager", "graph"] = option(
+        "auto",
+        "How a step executes: eager; graph (the whole step in one CUDA graph, CUDA, "
+        "non-DP only); auto = graph where allowed, else eager. Same batches and update "
+        "rule either way; records name the engine that ran.",
+        key=False,
     )
     eval_batch_size: int = option(512, "Images per forward pass when evaluating.", key=False, gt=0)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 
 import torch
 from torch import nn
@@ -16,8 +17,8 @@ from eqdp.engine.precision import Precision
 from eqdp.engine.predict import evaluate_split
 from eqdp.engine.progress import EpochStats, ProgressCallback, TrainingProgress
 from eqdp.engine.selection import FitResult, ModelSelection
+from eqdp.engine.steps import EagerSteps, GraphSteps, resolve_engine
 from eqdp.engine.strategy import TrainingStrategy
-from eqdp.engine.task import loss_for, to_model_input
 
 
 def make_lr_schedule(optimizer: torch.optim.Optimizer, config: TrainConfig):
@@ -49,8 +50,9 @@ def fit(
     n_train = len(data.train)
     strategy.start(model, n_train, train, seed, device)
     try:
-        schedule = make_lr_schedule(strategy.optimizer, train)
         augmenter = BatchAugmenter(strategy.effective_augment(train), seed)
+        steps = make_steps(train, strategy, data, precision, augmenter, device)
+        schedule = make_lr_schedule(strategy.optimizer, train)  # after make_steps: lr tensors
         selection = ModelSelection()
         train_seconds, images_seen = 0.0, 0
         planned = train.epochs * n_train
@@ -59,19 +61,10 @@ def fit(
         for epoch in range(1, train.epochs + 1):
             strategy.module.train()
             started = last_report = time.perf_counter()
-            total_loss, counted = 0.0, 0
+            counted = 0
             for index in strategy.batches():
-                images, labels = strategy.expand(data.train.images[index], data.train.labels[index])
-                images = augmenter(images)
-                strategy.optimizer.zero_grad(set_to_none=True)
-                with precision.context():
-                    loss = loss_for(data.task, strategy.module(to_model_input(images)), labels)
-                loss.backward()
-                strategy.after_backward()
-                strategy.optimizer.step()
-                if len(index):  # a Poisson batch may be empty; it still takes its (noisy) step
-                    total_loss += loss.item() * len(index)
-                    counted += len(index)
+                steps.step(data.train, index)
+                counted += len(index)
                 now = time.perf_counter()
                 if on_progress is not None and now - last_report >= TrainingProgress.EVERY:
                     last_report = now
@@ -81,10 +74,11 @@ def fit(
                             train_seconds + now - started,
                         )
                     )  # fmt: skip
+            total_loss = steps.take_loss_sum()  # the epoch's one host sync of the loss
             seconds = time.perf_counter() - started
             train_seconds += seconds
             images_seen += counted
-            lr = strategy.optimizer.param_groups[0]["lr"]
+            lr = float(strategy.optimizer.param_groups[0]["lr"])
             schedule.step()
 
             evaluated = strategy.evaluation_model()
@@ -108,4 +102,45 @@ def fit(
     )  # fmt: skip
     result = selection.result(test, train_seconds, images_seen)
     result.privacy = privacy
+    result.engine = {"name": steps.name, "reason": steps.reason}
     return result
+
+
+def make_steps(
+    train: TrainConfig,
+    strategy: TrainingStrategy,
+    data: MedMNISTData,
+    precision: Precision,
+    augmenter: BatchAugmenter,
+    device: torch.device,
+) -> EagerSteps | GraphSteps:
+    """The run's step engine: a captured CUDA graph where ``resolve_engine`` allows it.
+
+    A capture that fails falls back to the eager engine with a warning (the record
+    names the engine that ran); the strategy's optimizer is then made afresh, since
+    the failed warm-up may have stepped it.
+    """
+    engine, reason = resolve_engine(train.engine, device.type, strategy.name)
+    if engine == "graph":
+        n_train, batch = len(data.train), train.batch_size
+        partial = n_train % batch if n_train > batch else 0  # the last batch of an epoch
+        sizes = [min(batch, n_train)] + ([partial] if partial else [])
+        try:
+            steps = GraphSteps(
+                strategy.module, strategy.optimizer, data.task, precision, augmenter,
+                data.train, sizes,
+            )  # fmt: skip
+            steps.reason = reason
+            return steps
+        except Exception as error:  # noqa: BLE001 - any capture failure: run eagerly instead
+            if train.engine == "graph":
+                raise
+            text = str(error).strip()
+            first_line = text.splitlines()[0] if text else type(error).__name__
+            warnings.warn(f"CUDA graph capture failed ({first_line}); training eagerly",
+                          stacklevel=2)  # fmt: skip
+            strategy.restart_optimizer()
+            reason = f"capture failed: {first_line[:200]}"
+    steps = EagerSteps(strategy, data.task, precision, augmenter)
+    steps.reason = reason
+    return steps

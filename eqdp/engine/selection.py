@@ -22,6 +22,7 @@ class FitResult:
     history: list[EpochStats] = field(default_factory=list)
     privacy: dict | None = None  # the DP strategy's accounting, for the record
     images_seen: int = 0  # training examples passed forward and backward (Poisson: sampled)
+    engine: dict | None = None  # the step engine that ran and why (eqdp.engine.steps)
 
 
 class ModelSelection:

@@ -27,11 +27,15 @@ class TrainingStrategy:
     ) -> None:
         """Called once after seeding and moving model and data to the device."""
         self.model, self.n_train, self.train, self.device = model, n_train, train, device
-        trainable = [p for p in model.parameters() if p.requires_grad]
-        self.optimizer: torch.optim.Optimizer = torch.optim.Adam(
-            trainable, lr=train.lr, weight_decay=train.weight_decay
-        )
+        self.restart_optimizer()
         self.generator = torch.Generator(device="cpu").manual_seed(seed)
+
+    def restart_optimizer(self) -> None:
+        """A fresh Adam (also after a failed CUDA graph capture, whose warm-up stepped it)."""
+        trainable = [p for p in self.model.parameters() if p.requires_grad]
+        self.optimizer: torch.optim.Optimizer = torch.optim.Adam(
+            trainable, lr=self.train.lr, weight_decay=self.train.weight_decay
+        )
 
     @property
     def module(self) -> nn.Module:
