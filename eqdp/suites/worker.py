@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from eqdp.config.run import RunConfig
+from eqdp.suites.campaign import fits_before_deadline
 from eqdp.suites.claims import Claim, log_event, try_claim
 
 if TYPE_CHECKING:
@@ -35,6 +36,7 @@ Observer = Callable[
 class WorkerReport:
     ran: list[str] = field(default_factory=list)  # record paths written
     skipped: int = 0  # recorded already, or claimed by another worker
+    deferred: int = 0  # would end after a campaign's deadline: left for the next one
     failed: list[str] = field(default_factory=list)  # "run: message"
 
 
@@ -160,6 +162,9 @@ def run_worker(
         label = describe(config)
         if _recorded(config, key):
             report.skipped += 1
+            continue
+        if not fits_before_deadline(key):
+            report.deferred += 1
             continue
         claim = try_claim(results, key, label)
         if claim is None:
