@@ -110,6 +110,45 @@ def leaderboard(
     guarded(body)
 
 
+report_app = typer.Typer(help="Publishable reports built from the records.", no_args_is_help=True)
+app.add_typer(report_app, name="report", rich_help_panel="Results")
+
+
+@report_app.command("findings")
+def report_findings(
+    out: Annotated[Path, typer.Option(help="The page to write.")] = Path("docs/findings.md"),
+    results_dir: Annotated[
+        Path | None, typer.Option(help="Records folder \\[default: the committed ./results].")
+    ] = None,
+    check: Annotated[bool, typer.Option(help="Fail if the page is out of date.")] = False,
+) -> None:
+    """eq-nasnet-b0 against each opponent, per benchmark, dataset and protocol: paired
+    differences over seeds, 95% intervals and win / level / loss verdicts (docs/guide.md,
+    Statistics). Full-protocol records only; smoke budgets in a section of their own.
+
+    Example: [bold]eqdp report findings && eqdp readme[/]
+    """
+
+    def body() -> None:
+        from eqdp.report.findings_page import page_template
+        from eqdp.report.readme import COMMITTED_RESULTS, updated_readme
+        from eqdp.results.records import load_records
+
+        text = out.read_text() if out.is_file() else page_template()
+        base = results_dir or Path(COMMITTED_RESULTS)
+        new_text = updated_readme(text, load_records(base, on_skip=None), base)
+        if check:
+            if new_text != text:
+                raise EqdpError(f"{out} is out of date; run `eqdp report findings --out {out}`")
+            console.print(f"{out}: up to date")
+            return
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(new_text)
+        console.print(f"wrote {out}")
+
+    guarded(body)
+
+
 @app.command(rich_help_panel="Results")
 def readme(
     file: Annotated[Path, typer.Argument(help="Markdown file with eqdp:table blocks.")] = Path(
@@ -120,17 +159,19 @@ def readme(
     ] = None,
     check: Annotated[bool, typer.Option(help="Fail if the tables are out of date.")] = False,
 ) -> None:
-    """Regenerate the result tables in README.md from the committed records in results/."""
+    """Regenerate the generated blocks (tables, findings, status) of README.md and of every
+    page under the docs/ folder beside it, from the committed records in results/."""
 
     def body() -> None:
-        from eqdp.report.readme import update_readme
+        from eqdp.report.readme import update_pages
 
         if not file.is_file():
             raise EqdpError(f"{file} is not a file")
-        fresh = update_readme(file, results_dir, check=check)
-        if check and not fresh:
-            raise EqdpError(f"result tables in {file} are out of date; run `eqdp readme {file}`")
-        console.print(f"{file}: result tables {'up to date' if fresh else 'regenerated'}")
+        stale = update_pages(file, results_dir, check=check)
+        names = ", ".join(str(page) for page in stale)
+        if check and stale:
+            raise EqdpError(f"generated blocks out of date in {names}; run `eqdp readme {file}`")
+        console.print(f"{file} and docs/: {'regenerated ' + names if stale else 'up to date'}")
 
     guarded(body)
 

@@ -16,6 +16,15 @@ full-protocol rows; ``value`` may list alternatives, ``model=resnet18,resnet50``
 search summary ``results/search/NAME/summary.json`` (``eqdp search show``);
 ``<!-- eqdp:scaling TARGET -->`` blocks the fitted exponents of the committed fit
 files ``results/scaling/fits/`` (``eqdp scaling fit``), TARGET ``loss`` or ``1-auc``.
+
+``<!-- eqdp:findings summary -->`` holds one verdict line per benchmark and
+dataset (full protocol only), ``<!-- eqdp:findings report -->`` the whole
+findings report (docs/findings.md), ``<!-- eqdp:status -->`` the model x
+benchmark x protocol status matrix; see ``eqdp.report.findings_page``.
+
+Records from a dirty checkout are left out of every block (``eqdp.results.provenance``).
+The README and every page under ``docs/`` are regenerated and checked together
+(``eqdp readme``, ``eqdp readme --check``, tests/test_repository.py).
 """
 
 from __future__ import annotations
@@ -41,6 +50,11 @@ SEARCH_BLOCK = re.compile(
 SCALING_BLOCK = re.compile(
     r"(<!-- eqdp:scaling (?P<target>[\w-]+) -->\n)(?P<body>.*?)(<!-- /eqdp:scaling -->)", re.S
 )
+FINDINGS_BLOCK = re.compile(
+    r"(<!-- eqdp:findings (?P<kind>summary|report) -->\n)(?P<body>.*?)(<!-- /eqdp:findings -->)",
+    re.S,
+)
+STATUS_BLOCK = re.compile(r"(<!-- eqdp:status -->\n)(?P<body>.*?)(<!-- /eqdp:status -->)", re.S)
 COMMITTED_RESULTS = "results"  # the README's tables come from the committed records
 
 
@@ -88,7 +102,9 @@ def render_scaling_block(target: str, results: str | Path) -> str:
 
 
 def updated_readme(text: str, records: list[dict], results: str | Path = "results") -> str:
-    records = committed(records).records  # a dirty checkout's records stay out of tables
+    chosen = committed(records)  # a dirty checkout's records stay out of tables
+    records = chosen.records
+    text = _update_findings(text, records, chosen.note())
 
     def replace(match: re.Match) -> str:
         body = render_block(match.group("name"), records, match.group("filters"))
@@ -104,6 +120,45 @@ def updated_readme(text: str, records: list[dict], results: str | Path = "result
 
     text = BLOCK.sub(replace, text)
     return SCALING_BLOCK.sub(replace_scaling, SEARCH_BLOCK.sub(replace_search, text))
+
+
+def _update_findings(text: str, records: list[dict], note: str) -> str:
+    if not (FINDINGS_BLOCK.search(text) or STATUS_BLOCK.search(text)):
+        return text  # rows are not built for pages without these blocks
+    from eqdp.report.findings_page import render_report, render_status, render_summary
+
+    rows = aggregate_rows(records)
+    render = {"summary": lambda: render_summary(rows), "report": lambda: render_report(rows, note)}
+
+    def replace(match: re.Match) -> str:
+        return match.group(1) + render[match.group("kind")]() + match.group(4)
+
+    text = FINDINGS_BLOCK.sub(replace, text)
+    return STATUS_BLOCK.sub(lambda m: m.group(1) + render_status(rows) + m.group(3), text)
+
+
+def generated_pages(readme: str | Path) -> list[Path]:
+    """The README and the markdown pages under the docs/ folder beside it."""
+    path = Path(readme)
+    return [path, *sorted((path.parent / "docs").rglob("*.md"))]
+
+
+def update_pages(
+    readme: str | Path, results: str | Path | None = None, check: bool = False
+) -> list[Path]:
+    """Regenerate (or with ``check`` only compare) the README and its docs/ pages; returns
+    the pages that were (or would be) changed. Records are read once for all of them."""
+    base = results or COMMITTED_RESULTS
+    records = load_records(base, on_skip=None)
+    stale = []
+    for page in generated_pages(readme):
+        text = page.read_text()
+        new_text = updated_readme(text, records, base)
+        if new_text != text:
+            stale.append(page)
+            if not check:
+                page.write_text(new_text)
+    return stale
 
 
 def update_readme(
