@@ -60,3 +60,25 @@ def test_create_model_checks_option_values_too() -> None:
 
     with pytest.raises(EqdpError, match="width takes an integer > 0"):
         create_model("cnn", 1, 2, width=2.5)
+
+
+SMALL_SUITE = (
+    'benchmark = "standard"\nmodels = ["cnn"]\nseeds = [0]\n[datasets.breastmnist]\nepochs = 1\n'
+)
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux's /proc")
+@pytest.mark.parametrize("command", ["run", "suite"])
+def test_a_results_folder_under_proc_is_one_line_not_a_traceback(
+    synthetic_dir: Path, tmp_path: Path, command: str
+) -> None:
+    if command == "run":
+        args = run_args(synthetic_dir, Path("/proc/eqdp-results"))
+    else:
+        suite = tmp_path / "suite.toml"
+        suite.write_text(SMALL_SUITE)
+        args = ["suite", str(suite), "--results-dir", "/proc/eqdp-results", "--data-dir",
+                str(synthetic_dir), "--no-verify-md5", "--device", "cpu"]  # fmt: skip
+    result = runner.invoke(app, args)
+    assert_clean_error(result, "results folder /proc/eqdp-results cannot be created in /proc",
+                       Path("/proc/eqdp-results"))  # fmt: skip

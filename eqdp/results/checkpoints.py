@@ -9,6 +9,7 @@ Reading also looks in eqdp 0.1's default, ``~/.cache/eqdp/checkpoints``.
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 from eqdp.errors import EqdpError
@@ -81,3 +82,12 @@ def check_writable(directory: Path, what: str) -> None:
         raise EqdpError(f"{what} folder {directory} cannot be created: {probe} is not a folder")
     if not os.access(probe, os.W_OK | os.X_OK):
         raise EqdpError(f"{what} folder {directory} is not writable ({probe})")
+    # os.access says yes to root under /proc and /sys, where no folder can be made: only
+    # making one (and removing it at once, so a failed run leaves nothing) tells.
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=".eqdp-write-probe-", dir=probe))
+    except OSError as error:
+        reason = error.strerror or type(error).__name__
+        raise EqdpError(
+            f"{what} folder {directory} cannot be created in {probe}: {reason}"
+        ) from None
