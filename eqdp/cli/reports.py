@@ -98,8 +98,10 @@ def leaderboard(
             sys.stdout.write(board.to_json(rows))
         elif format == "latex":
             sys.stdout.write(board.to_latex(rows, show_key))
-        elif format == "html":
-            sys.stdout.write(board.to_html(rows, show_key))
+        elif format == "html":  # the results site's leaderboard page, standalone
+            from eqdp.report.site import leaderboard_html
+
+            sys.stdout.write(leaderboard_html(chosen, rows, show_key))
         else:
             header, cells = board.display_table(rows, show_key)
             print_fitted(
@@ -112,6 +114,45 @@ def leaderboard(
 
 report_app = typer.Typer(help="Publishable reports built from the records.", no_args_is_help=True)
 app.add_typer(report_app, name="report", rich_help_panel="Results")
+
+
+@report_app.command("site")
+def report_site(
+    out: Annotated[Path, typer.Argument(help="Folder to write (new, empty or an earlier site).")],
+    results_dir: Annotated[
+        Path | None, typer.Option(help="Records folder \\[default: the committed ./results].")
+    ] = None,
+    findings: Annotated[
+        Path, typer.Option(help="Findings report (markdown) to render, when it exists.")
+    ] = Path("docs/findings.md"),
+    figures: Annotated[
+        bool, typer.Option(help="Draw each benchmark's figure (scaling takes a minute).")
+    ] = True,
+) -> None:
+    """A static results site: an index, one sortable leaderboard per benchmark and dataset
+    (protocol, seeds, devices, 95% intervals), a page per run, the figures and the findings.
+
+    Example: [bold]eqdp report site site/ && python -m http.server -d site[/]
+    """
+
+    def body() -> None:
+        from eqdp.report.site import build_site
+        from eqdp.results.records import load_records
+
+        base = results_dir or Path("results")
+        if not base.is_dir():
+            raise EqdpError(f"results folder {base} does not exist (no runs yet?)")
+        records = load_records(base, on_skip=None)
+        site = build_site(
+            records, out, findings=findings, figures=figures,
+            on_step=lambda message: errors.print(message, highlight=False),
+        )  # fmt: skip
+        console.print(
+            f"wrote {out / 'index.html'}: {len(site.tables)} leaderboards, {site.runs} runs, "
+            f"{len(site.figures)} figures, findings {'included' if site.findings else 'absent'}"
+        )
+
+    guarded(body)
 
 
 @report_app.command("findings")
