@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import shutil
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -26,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
+import markupsafe
 
 import eqdp
 from eqdp.errors import EqdpError
@@ -245,16 +247,32 @@ def run_page(env: jinja2.Environment, record: dict, board: str, n_records: int) 
     )
 
 
-def render_findings(path: Path) -> str:
-    """Markdown to HTML with markdown-it-py (rich's renderer); preformatted text without it."""
-    text = path.read_text(encoding="utf-8")
+def render_findings(path: Path) -> tuple[str, str]:
+    """The findings page's title (its first heading) and body as HTML (markdown-it-py, rich's
+    renderer). Generated-block comments are dropped, and a relative link (to a docs page the
+    site does not have) keeps its text only; preformatted text without the renderer."""
+    text = re.sub(r"<!--.*?-->\n?", "", path.read_text(encoding="utf-8"), flags=re.S)
+    title = "Findings"
+    heading = re.match(r"\s*# (.+)\n", text)
+    if heading:
+        title, text = heading.group(1).strip(), text[heading.end() :]
     try:
         from markdown_it import MarkdownIt
     except ImportError:  # pragma: no cover - rich depends on it
-        from markupsafe import escape
-
-        return f"<pre>{escape(text)}</pre>"
-    return MarkdownIt("commonmark", {"html": False}).enable("table").render(text)
+        return title, f"<pre>{markupsafe.escape(text)}</pre>"
+    md = MarkdownIt("commonmark", {"html": False}).enable("table")
+    tokens = md.parse(text)
+    for token in tokens:
+        relative: list[bool] = []  # per open link: is it relative (dropped)?
+        for child in token.children or []:
+            if child.type == "link_open":
+                href = str(child.attrGet("href") or "")
+                relative.append(not re.match(r"[a-z][a-z0-9+.-]*:|#", href))
+                if relative[-1]:
+                    child.type, child.tag, child.content = "text", "", ""
+            elif child.type == "link_close" and relative.pop():
+                child.type, child.tag, child.content = "text", "", ""
+    return title, md.renderer.render(tokens, md.options, {})
 
 
 def _prepare(out: Path) -> None:
@@ -302,10 +320,13 @@ def build_site(
         site.figures = draw_figures(records, out / "figures", say)
     (out / "figures.html").write_text(env.get_template("figures.html").render(
         root="", figures=site.figures, n_records=n, built=figures))  # fmt: skip
-    body = render_findings(findings) if findings is not None and findings.is_file() else None
+    title, body = "Findings", None
+    if findings is not None and findings.is_file():
+        title, body = render_findings(findings)
     site.findings = body is not None
+    source = str(findings) if findings else None
     (out / "findings.html").write_text(env.get_template("findings.html").render(
-        root="", body=body, source=str(findings) if findings else None, n_records=n))  # fmt: skip
+        root="", title=title, body=body, source=source, n_records=n))  # fmt: skip
     (out / "leaderboard.json").write_text(to_json(leaderboard_rows(aggregate_rows(records))))
     generated = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     (out / "index.html").write_text(env.get_template("index.html").render(
