@@ -82,3 +82,51 @@ def test_a_results_folder_under_proc_is_one_line_not_a_traceback(
     result = runner.invoke(app, args)
     assert_clean_error(result, "results folder /proc/eqdp-results cannot be created in /proc",
                        Path("/proc/eqdp-results"))  # fmt: skip
+
+
+def test_lr_milestones_outside_the_epochs_are_refused(synthetic_dir: Path, tmp_path: Path) -> None:
+    results = tmp_path / "r"
+    result = runner.invoke(app, run_args(synthetic_dir, results, "--lr-milestones", "0.5,1.5"))
+    assert_clean_error(result, "strictly between 0 and 1 (e.g. 0.5,0.75); got 1.5", results)
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--min-group-order", "3"], "no group of the search space has order 3; valid: 1, 2, 4"),
+        (["--threads", "0"], "--threads 0: must be at least 1"),
+        (["--trials", "0"], "--trials 0: must be at least 1"),
+        (["--workers", "-1"], "--workers -1: must be at least 1"),
+    ],
+)
+def test_search_settings_that_would_be_silently_wrong_are_refused(
+    tmp_path: Path, extra: list[str], message: str
+) -> None:
+    study = tmp_path / "study"
+    trials = [] if "--trials" in extra else ["--trials", "1"]
+    args = ["search", "run", "--study", str(study), *trials, *extra]
+    assert_clean_error(runner.invoke(app, args), message, study)
+
+
+def test_search_group_orders_are_those_of_the_chains() -> None:
+    from eqdp.models.equivariant.basis import group_order
+    from eqdp.search.objective import SEARCH_GROUP_ORDERS
+    from eqdp.search.space import CHAINS
+
+    orders = {group_order(g) for chain in CHAINS.values() for g in chain}
+    assert tuple(sorted(orders)) == SEARCH_GROUP_ORDERS
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["run", "standard", "-m", "cnn", "-d", "breastmnist", "--threads", "2"],
+         "error: No such option: --threads (see `eqdp run standard --help`)"),
+        (["run", "standard", "-m", "cnn"], "error: Missing option '--dataset' / '-d'"),
+        (["info"], "error: Missing argument 'model'"),
+    ],
+)  # fmt: skip
+def test_usage_errors_are_one_line_not_a_box(tmp_path: Path, args: list[str], message: str) -> None:
+    result = runner.invoke(app, args)
+    assert "╭" not in result.output and "Usage:" not in result.output
+    assert_clean_error(result, message, tmp_path / "nothing")

@@ -6,7 +6,9 @@ import sys
 from collections.abc import Callable
 
 import typer
+import typer.rich_utils
 from rich.console import Console
+from rich.markup import escape
 
 from eqdp.errors import EqdpError
 
@@ -52,6 +54,21 @@ def _main(
 def fail(message: str) -> typer.Exit:
     errors.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
     return typer.Exit(code=2)
+
+
+def _one_line_usage_error(error: Exception) -> None:
+    """Typer's usage errors (an unknown option, a missing argument, a value its type
+    refuses) as the same one ``error:`` line as every other eqdp error, not a boxed panel."""
+    if type(error).__name__ == "NoArgsIsHelpError":  # the help was shown: nothing to add
+        return
+    context = getattr(error, "ctx", None)
+    hint = f" (see `{context.command_path} --help`)" if context is not None else ""
+    message = " ".join(error.format_message().split()).rstrip(".")  # type: ignore[attr-defined]
+    errors.print(f"[bold red]error:[/] {escape(message)}{hint}", highlight=False, soft_wrap=True)
+
+
+# Typer looks the formatter up on its module at each error, so this is where it is replaced.
+typer.rich_utils.rich_format_error = _one_line_usage_error
 
 
 def guarded(function: Callable[[], None]) -> None:

@@ -11,6 +11,7 @@ import typer
 from eqdp.cli.common import app, console, guarded
 from eqdp.cli.options import parameters_for, values_from
 from eqdp.config.fields import option_specs
+from eqdp.errors import EqdpError
 from eqdp.search.objective import SearchConfig
 
 search_app = typer.Typer(
@@ -33,8 +34,8 @@ SETTINGS_PANEL = "Search settings (stored with the study; a resume must not chan
 
 def _run_template(
     study: Study,
-    trials: Annotated[int, typer.Option(help="Finished trials the study should hold.", min=1)],
-    workers: Annotated[int, typer.Option(help="Workers sharing the study.", min=1)] = 1,
+    trials: Annotated[int, typer.Option(help="Finished trials the study should hold.")],
+    workers: Annotated[int, typer.Option(help="Workers sharing the study.")] = 1,
     executor: Annotated[
         str, typer.Option(help="inline (this process), local (processes) or slurm (jobs).")
     ] = "inline",
@@ -67,6 +68,9 @@ def run(**given: Any) -> None:
         from eqdp.config.fields import parse_config
         from eqdp.search.runner import run_search
 
+        for flag in ("trials", "workers", "threads"):
+            if given[flag] is not None and given[flag] < 1:
+                raise EqdpError(f"--{flag} {given[flag]}: must be at least 1")
         settings, _ = values_from(option_specs(SearchConfig), given)
         config = parse_config(SearchConfig, settings, "search")
         data_dir = given["data_dir"]
@@ -152,9 +156,9 @@ def pick(
 def scale(
     b0: Annotated[Path, typer.Option(help="The B0 spec file.")],
     out: Annotated[Path, typer.Option(help="Where to write the grid search (JSON).")],
-    spec_dir: Annotated[
-        Path, typer.Option(help="Folder for the B1-B3 spec files.")
-    ] = Path("eqdp/models/specs"),
+    spec_dir: Annotated[Path, typer.Option(help="Folder for the B1-B3 spec files.")] = Path(
+        "eqdp/models/specs"
+    ),
     dataset: Annotated[str, typer.Option(help="Dataset with a 64 px file.")] = "breastmnist",
     epochs: Annotated[int, typer.Option(help="Proxy epochs per candidate.")] = 20,
     seeds: Annotated[str, typer.Option(help="Seeds per candidate, comma list.")] = "0,1",

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Literal
 
+from pydantic import field_validator
+
 from eqdp.config.fields import config_class, option
 
 AUGMENTATIONS: tuple[str, ...] = ("none", "d4")
@@ -58,3 +60,16 @@ class TrainConfig:
         key=False,
     )
     eval_batch_size: int = option(512, "Images per forward pass when evaluating.", key=False, gt=0)
+
+    @field_validator("lr_milestones")
+    @classmethod
+    def _milestones_are_fractions(cls, milestones: tuple[float, ...]) -> tuple[float, ...]:
+        # A milestone at or past 1 would fall after the last epoch: the schedule would
+        # silently never change the lr, and the record would claim it did.
+        outside = [m for m in milestones if not 0 < m < 1]
+        if outside:
+            raise ValueError(
+                f"each milestone is a fraction of the epochs, strictly between 0 and 1 "
+                f"(e.g. 0.5,0.75); got {', '.join(f'{m:g}' for m in outside)}"
+            )
+        return milestones

@@ -17,10 +17,16 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from pydantic import field_validator
+
 from eqdp.config.fields import config_class, option
 
 if TYPE_CHECKING:  # torch comes with the models: `eqdp readme` reads summaries without it
     from eqdp.models.arch.spec import ArchSpec
+
+# Orders of the search space's groups (C1, C2/D1, C4/D2, D4, D8; eqdp.search.space.CHAINS),
+# written out so that checking a setting needs no torch: a test keeps the two in step.
+SEARCH_GROUP_ORDERS = (1, 2, 4, 8, 16)
 
 # EfficientNet-B0 at 28 px, one channel (eqdp's count_macs): the search's reference cost.
 EFFICIENTNET_B0_MACS = 7_937_232
@@ -63,6 +69,15 @@ class SearchConfig:
         "mean validation AUC so far by this much.",
         ge=0,
     )
+
+    @field_validator("min_group_order")
+    @classmethod
+    def _an_order_of_the_chains(cls, order: int) -> int:
+        # An order no group of the chains has (3) would silently act as the next one up.
+        if order not in SEARCH_GROUP_ORDERS:
+            valid = ", ".join(str(o) for o in SEARCH_GROUP_ORDERS)
+            raise ValueError(f"no group of the search space has order {order}; valid: {valid}")
+        return order
 
 
 def measure(spec: ArchSpec, size: int) -> tuple[int, int]:
