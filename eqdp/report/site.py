@@ -92,7 +92,6 @@ def environment() -> jinja2.Environment:
         lstrip_blocks=True,
         undefined=jinja2.StrictUndefined,
     )
-    env.filters["pretty"] = lambda value: json.dumps(value, indent=2, default=str)
     env.globals["version"] = eqdp.__version__
     return env
 
@@ -119,8 +118,14 @@ def _sort_value(line: LeaderboardRow, header: str) -> Any:
 
 
 def _distinct(values: list[Any]) -> str:
-    shown = {v if isinstance(v, str) else json.dumps(v) for v in values if v is not None}
-    return ", ".join(sorted(shown))
+    """The values, once each: numbers in numeric order, then the rest ("inf", lists) as text."""
+    unique = {v if isinstance(v, str) else json.dumps(v): v for v in values if v is not None}
+
+    def order(item: tuple[str, Any]) -> tuple[int, float, str]:
+        text, value = item
+        return (0, float(value), "") if _is_number(value) else (1, 0.0, text)
+
+    return ", ".join(text for text, _ in sorted(unique.items(), key=order))
 
 
 def protocol(rows: list[Row]) -> list[tuple[str, str]]:
