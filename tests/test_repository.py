@@ -7,20 +7,25 @@ import re
 from pathlib import Path
 
 from eqdp.data.medmnist_data import FLAGS_2D, SIZES, expected_md5
-from eqdp.report.readme import updated_readme
+from eqdp.report.readme import generated_pages, updated_readme
 from eqdp.results import load_records
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_readme_tables_are_generated_from_committed_records() -> None:
-    text = (ROOT / "README.md").read_text()
-    assert "<!-- eqdp:table standard train.epochs=100 " in text  # full-protocol tables
+def test_readme_and_docs_tables_are_generated_from_committed_records() -> None:
+    pages = generated_pages(ROOT / "README.md")
+    text = "".join(page.read_text() for page in pages)
+    assert "<!-- eqdp:table standard train.epochs=100 -->" in text  # full-protocol tables
     assert "<!-- eqdp:search eq-nasnet-28 -->" in text
     assert "<!-- eqdp:scaling loss -->" in text
+    readme = (ROOT / "README.md").read_text()
+    assert "<!-- eqdp:findings summary -->" in readme and "<!-- eqdp:status -->" in readme
     records = load_records(ROOT / "results", on_skip=None)
-    fresh = updated_readme(text, records, ROOT / "results")
-    assert fresh == text, "run `uv run eqdp readme` and commit README.md"
+    for page in pages:
+        page_text = page.read_text()
+        fresh = updated_readme(page_text, records, ROOT / "results")
+        assert fresh == page_text, f"run `uv run eqdp readme` and commit {page}"
 
 
 def test_committed_records_are_all_valid() -> None:

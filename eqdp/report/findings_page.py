@@ -158,7 +158,13 @@ def render_summary(rows: list[Row]) -> str:
     """One line per benchmark and dataset, full protocol only: the README's answer."""
     tables = {(t.benchmark, t.dataset): t for t in build_tables(rows) if t.full and t.size == 28}
     datasets = list(DATASETS) + sorted({d for _, d in tables} - set(DATASETS))
-    lines = [
+    every = [line for table in tables.values() for line in table.lines]
+    total = (
+        f"All {len(every)} full-protocol comparisons of {SUBJECT}: {_tally(every)}."
+        if every
+        else f"No full-protocol comparison of {SUBJECT} yet."
+    )
+    lines = [total, ""] + [
         _summary_for(tables.get((benchmark, dataset)), benchmark, dataset)
         for benchmark in BENCHMARK_ORDER
         for dataset in datasets
