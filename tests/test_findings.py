@@ -74,3 +74,23 @@ def test_readme_and_docs_pages_are_up_to_date() -> None:
     stale = update_pages(ROOT / "README.md", ROOT / "results", check=True)
     assert stale == [], f"run `uv run eqdp readme` and commit {stale}"
     assert "<!-- eqdp:findings report -->" in (ROOT / "docs" / "findings.md").read_text()
+
+
+def test_report_findings_command_writes_and_checks(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from eqdp.cli import app
+
+    out = tmp_path / "findings.md"
+    results = str(ROOT / "results")
+    written = CliRunner().invoke(app, ["report", "findings", "--out", str(out),
+                                       "--results-dir", results])  # fmt: skip
+    assert written.exit_code == 0, written.output
+    assert out.read_text() == (ROOT / "docs" / "findings.md").read_text()
+    checked = CliRunner().invoke(app, ["report", "findings", "--out", str(out), "--check",
+                                       "--results-dir", results])  # fmt: skip
+    assert checked.exit_code == 0, checked.output
+    out.write_text(out.read_text().replace("**level**", "**win**"))
+    stale = CliRunner().invoke(app, ["report", "findings", "--out", str(out), "--check",
+                                     "--results-dir", results])  # fmt: skip
+    assert stale.exit_code != 0 and "out of date" in stale.output

@@ -41,13 +41,15 @@ def test_tuning_records_are_never_results(committed_records: list[dict]) -> None
 
 
 def test_dirty_records_are_left_out_and_counted() -> None:
-    clean = {"env": {"git_dirty": False}}
-    unknown = {"env": {}}
-    dirty = {"env": {"git_dirty": True}}
+    where = {"benchmark": "standard", "dataset": "breastmnist", "model": "p4-resnet18"}
+    clean = {"env": {"git_dirty": False}, **where}
+    unknown = {"env": {}, **where}
+    dirty = {"env": {"git_dirty": True}, **where}
     chosen = committed([clean, unknown, dirty])
     assert chosen.records == [clean, unknown] and chosen.dirty == [dirty]
     assert is_dirty(dirty) and not is_dirty(unknown)
     assert "1 record from a dirty checkout" in chosen.note()
+    assert "standard breastmnist p4-resnet18 ×1" in chosen.note()
     assert committed([clean]).note() == ""
 
 

@@ -12,7 +12,7 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -35,9 +35,11 @@ class Committed:
         if not self.dirty:
             return ""
         count = len(self.dirty)
+        which = Counter(f"{r['benchmark']} {r['dataset']} {r['model']}" for r in self.dirty)
+        listed = ", ".join(f"{name} ×{n}" for name, n in sorted(which.items()))
         return (
             f"{count} record{'s' if count > 1 else ''} from a dirty checkout "
-            "(`env.git_dirty`) left out."
+            f"(`env.git_dirty`) left out until rerun from a clean one: {listed}."
         )
 
 
