@@ -94,3 +94,20 @@ def test_report_findings_command_writes_and_checks(tmp_path: Path) -> None:
     stale = CliRunner().invoke(app, ["report", "findings", "--out", str(out), "--check",
                                      "--results-dir", results])  # fmt: skip
     assert stale.exit_code != 0 and "out of date" in stale.output
+
+
+def test_controls_are_named_and_paired(records: list[dict]) -> None:
+    subject = _standard_breast(records, "eq-nasnet-b0")
+    twin = _standard_breast(records, "nasnet-b0")
+    augmented, by_params = copy.deepcopy(twin), copy.deepcopy(twin)
+    for record in augmented:
+        record["config"]["train"]["augment"] = "d4"
+        record["run_id"] += "-d4"
+    for record in by_params:
+        record["config"]["model_kwargs"]["match"] = "params"
+        record["run_id"] += "-params"
+    (table,) = build_tables(aggregate_rows(subject + twin + augmented + by_params))
+    assert table.opponents == ["nasnet-b0", "nasnet-b0 match=params", "nasnet-b0 augment=d4"]
+    assert all(line.result.seeds == (0, 1, 2) for line in table.lines)
+    report = render_report(aggregate_rows(subject + augmented))
+    assert "nasnet-b0 augment=d4 (twin trained with D4 augmentation)" in report
