@@ -114,6 +114,17 @@ def render_report(rows: list[Row], note: str = "") -> str:
         "",
     ]
     out += [_table_section(t) for t in smoke] or [f"_No smoke-budget {SUBJECT} records._\n"]
+    out += [
+        "## Tables and figures",
+        "",
+        "Every configuration's mean ± std per benchmark (the standard tables also show the "
+        "95% interval of test AUC; `eqdp leaderboard --format json` gives every metric's), "
+        "full protocol and smoke budgets under separate headings, with the figures "
+        "`eqdp plot` draws (from every committed record, smoke budgets included): "
+        + ", ".join(f"[{name}](results/{name}.md)" for name in BENCHMARK_ORDER)
+        + ".",
+        "",
+    ]
     if note:
         out += [f"_{note}_", ""]
     return "\n".join(out)

@@ -60,14 +60,24 @@ class LeaderboardRow:
     # The benchmark's own metrics (robust ACC per attack and eps, worst-case ACC, invariance
     # error, ...): header -> (mean, std) over the seeds; see Benchmark.columns.
     metrics: dict[str, tuple[float, float]] = field(default_factory=dict)
+    # The same metrics' 95% t-intervals over the seeds (None below three seeds).
+    metric_intervals: dict[str, tuple[float, float] | None] = field(default_factory=dict)
     scientific: frozenset[str] = frozenset()  # metrics shown in scientific notation
 
     def as_dict(self) -> dict:
         values = asdict(self)
         values.pop("scientific")
-        values["metrics"] = {k: {"mean": m, "std": s} for k, (m, s) in self.metrics.items()}
-        values["test_auc_ci95"] = list(self.test_auc_ci95) if self.test_auc_ci95 else None
+        values.pop("metric_intervals")
+        values["metrics"] = {
+            k: {"mean": m, "std": s, "ci95": _listed(self.metric_intervals.get(k))}
+            for k, (m, s) in self.metrics.items()
+        }
+        values["test_auc_ci95"] = _listed(self.test_auc_ci95)
         return values
+
+
+def _listed(interval: tuple[float, float] | None) -> list[float] | None:
+    return list(interval) if interval else None
 
 
 def filter_records(records: list[dict], **wanted: object) -> list[dict]:
@@ -113,6 +123,9 @@ def leaderboard_row(row: Row, columns: list | None = None) -> LeaderboardRow:
         images_per_second_mean=speed,
         epsilon=target_epsilon(privacy) if privacy is not None else None,
         metrics={name: row.stat(_safe(value)) for name, value, _ in columns or ()},
+        metric_intervals={
+            name: t_interval(row.values(_safe(value))) for name, value, _ in columns or ()
+        },
         scientific=frozenset(name for name, _, sci in columns or () if sci),
     )
 
@@ -263,7 +276,7 @@ def to_csv(rows: list[LeaderboardRow]) -> str:
     for name in LeaderboardRow.__dataclass_fields__:
         if name == "test_auc_ci95":
             names += ["test_auc_ci95_low", "test_auc_ci95_high"]
-        elif name not in ("metrics", "scientific"):
+        elif name not in ("metrics", "metric_intervals", "scientific"):
             names.append(name)
     extra = list(dict.fromkeys(name for row in rows for name in row.metrics))
     fields = names + [f"{name} {part}" for name in extra for part in ("mean", "std")]
