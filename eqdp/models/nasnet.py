@@ -2,8 +2,10 @@
 
 ``eqdp/models/specs/eq-nasnet-b<N>.json`` is registered as ``eq-nasnet-b<N>``
 (``eq-nasnet`` is another name of b0) and, with every group set to C1, as
-``nasnet-b<N>``. ``arch-spec`` builds any spec given as a model option, which
-is what ``--model my-spec.json`` and ``create_model("my-spec.json", ...)`` use.
+``nasnet-b<N>``. ``eq-nasnet-b0-group`` is B0's group ablation: every group set
+to one ``-k group=G``, MACs matched. ``arch-spec`` builds any spec given as a model
+option, which is what ``--model my-spec.json`` and ``create_model("my-spec.json", ...)``
+use.
 """
 
 from __future__ import annotations
@@ -18,12 +20,15 @@ from torch import nn
 
 from eqdp.errors import EqdpError
 from eqdp.models.arch.network import build_network
-from eqdp.models.arch.spec import ArchSpec, scaled, trivial_twin
+from eqdp.models.arch.spec import ArchSpec, scaled, with_group
 from eqdp.models.registry import MODELS, register_model
 
 SPEC_DIR = Path(__file__).parent / "specs"
 _FAMILY_FILE = re.compile(r"^eq-nasnet-b(\d+)\.json$")
 TWIN_MATCHES = ("macs", "params")
+# The group ablation's groups: the searched chain's groups, and C8 (exact on the pixel
+# grid only for its rotations by multiples of 90 degrees; see ``ablation_member``).
+ABLATION_GROUPS = ("C1", "C2", "C4", "D4", "C8")
 
 
 @cache
@@ -47,27 +52,35 @@ def member_spec(name: str, dropout: float | None, width: float, depth: float) ->
 
 
 def matched_twin(spec: ArchSpec, match: str) -> ArchSpec:
-    """The C1 twin with as many MACs or as many parameters as ``spec``.
+    """The C1 twin with as many MACs or as many parameters as ``spec``: ``matched_group``.
 
-    One width factor on all the twin's channels, found by bisection. At factor 1
-    every stage keeps its channels (fields x |G|); that already matches the MACs of
-    full convolutions, but a fieldwise convolution of a regular field mixes its |G|
-    channels while the twin's depthwise one does not, and an equivariant layer has
-    fewer free weights than a plain one, so both matches need their own factor.
+    At width factor 1 every stage keeps its channels (fields x |G|); that already
+    matches the MACs of full convolutions, but a fieldwise convolution of a regular
+    field mixes its |G| channels while the twin's depthwise one does not, and an
+    equivariant layer has fewer free weights than a plain one, so both matches need
+    their own factor.
+    """
+    return matched_group(spec, "C1", match)
+
+
+def matched_group(spec: ArchSpec, group: str, match: str = "macs") -> ArchSpec:
+    """``spec`` with every group ``group`` (``with_group``), as many MACs or parameters.
+
+    One width factor on all channels, found by bisection (the cost grows with it).
     """
     import torch
 
     if match not in TWIN_MATCHES:
         raise EqdpError(f"unknown twin match {match!r}; valid choices: {', '.join(TWIN_MATCHES)}")
     # The bisection builds (randomly initialised) candidates. Outside the caller's RNG
-    # stream: else the twin's initial weights would depend on whether this process had
+    # stream: else the network's initial weights would depend on whether this process had
     # matched the spec before (a cold cache draws numbers, a warm one does not).
     with torch.random.fork_rng(devices=[]):
-        return _matched_twin(json.dumps(spec.as_dict(), sort_keys=True), match)
+        return _matched_group(json.dumps(spec.as_dict(), sort_keys=True), group, match)
 
 
 @cache
-def _matched_twin(spec_json: str, match: str) -> ArchSpec:
+def _matched_group(spec_json: str, group: str, match: str) -> ArchSpec:
     from eqdp.models.info import count_macs, count_parameters
 
     spec = ArchSpec.from_dict(json.loads(spec_json))
@@ -81,9 +94,29 @@ def _matched_twin(spec_json: str, match: str) -> ArchSpec:
     low, high = 0.05, 4.0
     for _ in range(16):
         middle = (low + high) / 2
-        low, high = (middle, high) if size(trivial_twin(spec, middle)) < target else (low, middle)
-    candidates = [trivial_twin(spec, low), trivial_twin(spec, high)]
-    return min(candidates, key=lambda twin: abs(size(twin) - target))
+        smaller = size(with_group(spec, group, middle)) < target
+        low, high = (middle, high) if smaller else (low, middle)
+    candidates = [with_group(spec, group, low), with_group(spec, group, high)]
+    return min(candidates, key=lambda candidate: abs(size(candidate) - target))
+
+
+_matched_twin = _matched_group  # its earlier name; tests clear this cache through it
+
+
+def ablation_member(spec: ArchSpec, group: str | None) -> ArchSpec:
+    """``spec`` with every group ``group`` at its MACs; ``None``: ``spec`` itself.
+
+    C8 is built with escnn's band-limited basis: the network is exactly invariant to
+    rotations by multiples of 90 degrees (the C4 inside C8), and only approximately to
+    the 45 degree ones, which move pixels off the grid.
+    """
+    if group is None:
+        return spec
+    if group not in ABLATION_GROUPS:
+        raise EqdpError(
+            f"unknown ablation group {group!r}; valid choices: {', '.join(ABLATION_GROUPS)}"
+        )
+    return matched_group(spec, group, "macs")
 
 
 def _register_family() -> None:
@@ -130,6 +163,31 @@ def _register_member(index: int) -> None:
         description=f"non-equivariant twin of eq-nasnet-b{index}: every group C1, "
         "channels matched for MACs (-k match=params: for parameters)",
     )(twin)  # fmt: skip
+    if index == 0:
+        _register_ablation(name, spec)
+
+
+def _register_ablation(name: str, spec: ArchSpec) -> None:
+    """``<name>-group``: the group ablation of a member, a model of its own.
+
+    Not an option of ``<name>`` itself: records store every option's value, so a new
+    ``group`` option would give new runs of the searched network another row key than
+    the committed records (which lack it).
+    """
+    dropout = spec.head.dropout
+
+    def ablation(
+        in_channels: int, num_classes: int, *, dp: bool = False, image_size: int = 28,
+        dropout: float = dropout, group: str | None = None,
+    ) -> nn.Module:  # fmt: skip
+        member = ablation_member(with_dropout(family_spec(name), dropout), group)
+        return build_network(member, in_channels, num_classes)
+
+    register_model(
+        f"{name}-group", family="equivariant", group=spec.final_group,
+        description=f"group ablation of {name}: every group set to -k group="
+        f"{'|'.join(ABLATION_GROUPS)}, channels matched for MACs (default: the searched groups)",
+    )(ablation)  # fmt: skip
 
 
 @register_model(

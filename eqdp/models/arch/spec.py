@@ -166,21 +166,40 @@ def scaled(
     )
 
 
+def with_group(spec: ArchSpec, group: str, width: float = 1.0, name: str = "") -> ArchSpec:
+    """The same network with every group (stem and stages) set to ``group``.
+
+    Channels are what is kept: a stage of ``fields`` regular fields of ``G`` has
+    ``fields x |G|`` channels, and gets ``fields x |G| x width / |group|`` fields of
+    the new group (at least one). At ``width=1`` full convolutions cost the same MACs;
+    fieldwise ones and the parameter count do not, which is what matching a width
+    factor is for (``eqdp.models.nasnet.matched_group``). C1 means plain convolutions,
+    so it gets the full basis (every k x k filter); other groups keep the spec's basis.
+    """
+    parse_group(group)
+    size = group_order(group)
+
+    def fields_of(fields: int, old_group: str) -> int:
+        return max(1, round(fields * group_order(old_group) * width / size))
+
+    stages = tuple(
+        replace(s, group=group, fields=fields_of(s.fields, s.group)) for s in spec.stages
+    )
+    stem = replace(spec.stem, group=group, fields=fields_of(spec.stem.fields, spec.stem.group))
+    return replace(
+        spec, name=name or f"{spec.name}-{group.lower()}", stem=stem, stages=stages,
+        basis="full" if group == "C1" else spec.basis,
+        description=f"{spec.name} with every group {group}",
+    )  # fmt: skip
+
+
 def trivial_twin(spec: ArchSpec, width: float = 1.0, name: str = "") -> ArchSpec:
-    """The same network with every group set to C1 (plain convolutions).
+    """The same network with every group set to C1 (plain convolutions): ``with_group``.
 
     Fields become channels: ``width=1`` gives each stage as many channels as the
     equivariant stage had (``fields x |G|``), so the two networks cost the same
-    MACs; other widths trade that for parameters (``eqdp.models.arch.twin``).
+    MACs; other widths trade that for parameters (``eqdp.models.nasnet.matched_twin``).
     The C1 filter basis is the full one: every k x k filter.
     """
-
-    def channels(fields: int, group: str) -> int:
-        return max(1, round(fields * group_order(group) * width))
-
-    stages = tuple(replace(s, group="C1", fields=channels(s.fields, s.group)) for s in spec.stages)
-    stem = replace(spec.stem, group="C1", fields=channels(spec.stem.fields, spec.stem.group))
-    return replace(
-        spec, name=name or f"{spec.name}-c1", stem=stem, stages=stages, basis="full",
-        description=f"non-equivariant twin of {spec.name}",
-    )  # fmt: skip
+    twin = with_group(spec, "C1", width, name=name)
+    return replace(twin, description=f"non-equivariant twin of {spec.name}")
