@@ -9,6 +9,7 @@ from __future__ import annotations
 # isort: off
 from eqdp.cli import running  # noqa: F401  (each import registers its commands)
 from eqdp.cli import suites  # noqa: F401
+from eqdp.cli import campaign  # noqa: F401
 from eqdp.cli import search  # noqa: F401
 from eqdp.cli import scaling  # noqa: F401
 from eqdp.cli import catalogue  # noqa: F401

@@ -239,7 +239,14 @@ def finished_run_keys(results: Path) -> set[str]:
 
 def describe(config: RunConfig) -> str:
     """One line for progress output."""
+    from eqdp.models import model_spec
+
     options = as_plain_dict_options(config)
+    defaults = model_spec(config.model).option_defaults()
+    # Model options and training fields that tell two runs of one model apart in a list.
+    options |= {k: v for k, v in config.model_kwargs.items() if defaults.get(k, v) != v}
+    if config.train.augment != "none":
+        options["augment"] = config.train.augment
     extra = " ".join(f"{k}={v}" for k, v in options.items())
     return f"{config.benchmark} {config.model} {config.dataset} seed {config.seed}" + (
         f" {extra}" if extra else ""
