@@ -58,3 +58,21 @@ def test_duplicates_are_found(committed_records: list[dict]) -> None:
     later = {**record, "created_at": "2999-01-01T00:00:00+00:00", "run_id": "later"}
     groups = duplicate_runs([record, later])
     assert [[r["run_id"] for r in g] for g in groups] == [[record["run_id"], "later"]]
+
+
+def test_regenerating_pages_refuses_duplicate_records(tmp_path: Path) -> None:
+    import shutil
+
+    from eqdp.errors import EqdpError
+    from eqdp.report.readme import update_pages
+
+    source = sorted((RESULTS / "standard" / "breastmnist_28" / "cnn").glob("*.json"))[0]
+    folder = tmp_path / "results" / "standard" / "breastmnist_28" / "cnn"
+    folder.mkdir(parents=True)
+    shutil.copy(source, folder / source.name)
+    later = json.loads(source.read_text()) | {"run_id": "later", "created_at": "2999-01-01"}
+    (folder / "later.json").write_text(json.dumps(later))
+    readme = tmp_path / "README.md"
+    readme.write_text("# R\n")
+    with pytest.raises(EqdpError, match="two records of one run"):
+        update_pages(readme, tmp_path / "results", check=True)

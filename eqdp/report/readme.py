@@ -35,7 +35,7 @@ from pathlib import Path
 from eqdp.benchmarks import BENCHMARKS
 from eqdp.benchmarks.registry import records_of
 from eqdp.errors import EqdpError
-from eqdp.results.provenance import committed
+from eqdp.results.provenance import committed, duplicate_runs
 from eqdp.results.records import load_records
 from eqdp.results.rows import aggregate_rows
 
@@ -150,6 +150,10 @@ def update_pages(
     the pages that were (or would be) changed. Records are read once for all of them."""
     base = results or COMMITTED_RESULTS
     records = load_records(base, on_skip=None)
+    duplicates = duplicate_runs(records)
+    if duplicates:
+        named = "; ".join(" and ".join(r["_path"] for r in group) for group in duplicates)
+        raise EqdpError(f"two records of one run (git rm the later one): {named}")
     stale = []
     for page in generated_pages(readme):
         text = page.read_text()
