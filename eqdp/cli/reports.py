@@ -163,9 +163,11 @@ def report_findings(
     ] = None,
     check: Annotated[bool, typer.Option(help="Fail if the page is out of date.")] = False,
 ) -> None:
-    """eq-nasnet-b0 against each opponent, per benchmark, dataset and protocol: paired
-    differences over seeds, 95% intervals and win / level / loss verdicts (docs/guide.md,
-    Statistics). Full-protocol records only; smoke budgets in a section of their own.
+    """Write docs/findings.md: eq-nasnet-b0 vs each opponent, with verdicts.
+
+    Per benchmark, dataset and protocol: paired differences over seeds, 95% intervals
+    and win / level / loss verdicts (docs/guide.md, Statistics). Full-protocol records
+    are compared; smoke budgets get a section of their own.
 
     Example: [bold]eqdp report findings && eqdp readme[/]
     """
