@@ -172,6 +172,8 @@ def test_committed_suite_files_expand(tmp_path: Path) -> None:
 
     root = Path(__file__).resolve().parents[1] / "benchmarks"
     for suite_file in root.glob("*.toml"):
+        if suite_file.name == "campaign.toml":  # the campaign's list of suites, not a suite
+            continue
         assert load_suite(suite_file).results_dir == "results", suite_file  # committed ones
     low = list(expand(load_suite(root / "low-data-cpu.toml")))
     assert len(low) == 2 * 5 * 5 * 3
