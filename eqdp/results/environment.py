@@ -40,7 +40,7 @@ def _git(*args: str) -> str | None:
 
 
 def git_commit() -> str | None:
-    return _git("rev-parse", "HEAD") or None
+    return _git("rev-parse", "HEAD") or _manifest_provenance()[0]
 
 
 # What a run's numbers can depend on in the tree, as pathspecs from the repository's top
@@ -51,7 +51,41 @@ CODE_PATHS = (":(top)eqdp", ":(top)pyproject.toml")
 def git_dirty() -> bool | None:
     """Whether eqdp's own code had uncommitted changes (None outside a git checkout)."""
     status = _git("status", "--porcelain", "--untracked-files=no", "--", *CODE_PATHS)
-    return None if status is None else bool(status)
+    if status is None:
+        return _manifest_provenance()[1]
+    return bool(status)
+
+
+SOURCE_MANIFEST_ENV = "EQDP_SOURCE_MANIFEST"
+
+
+@cache
+def _manifest_provenance() -> tuple[str | None, bool | None]:
+    """(commit, dirty) of a copy of the tree without ``.git`` (a lent GPU machine gets
+    the working tree only), from a manifest written by ``scripts/source_manifest.py``
+    in the checkout it was copied from: the commit and the git blob hash of every file
+    of eqdp's code. Checked, not trusted: the copy is clean only if every file hashes
+    as listed and no other ``.py`` file is in the package. No manifest: (None, None).
+    """
+    path = os.environ.get(SOURCE_MANIFEST_ENV)
+    if not path or not Path(path).is_file():
+        return None, None
+    manifest = json.loads(Path(path).read_text())
+    root = Path(__file__).resolve().parents[2]
+    listed = manifest["files"]
+    present = {
+        str(p.relative_to(root)) for p in (root / "eqdp").rglob("*.py")
+    } | ({"pyproject.toml"} if (root / "pyproject.toml").is_file() else set())
+    clean = set(listed) >= present and all(
+        (root / name).is_file() and git_blob_hash((root / name).read_bytes()) == blob
+        for name, blob in listed.items()
+    )
+    return manifest["commit"], not clean
+
+
+def git_blob_hash(content: bytes) -> str:
+    """The object id git gives a file's content (``git hash-object``)."""
+    return hashlib.sha1(b"blob %d\0" % len(content) + content).hexdigest()
 
 
 def git_diff_digest() -> str | None:
