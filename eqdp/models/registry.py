@@ -140,6 +140,31 @@ def create_model(
     if dp and spec.dp_refusal:
         raise EqdpError(f"model {name!r} cannot be trained under DP-SGD: {spec.dp_refusal}")
     try:
-        return spec.builder(in_channels, num_classes, dp=dp, **kwargs)
+        model = spec.builder(in_channels, num_classes, dp=dp, **kwargs)
     except ValueError as error:  # torch's checks of an option's value (dropout=2, ...)
         raise EqdpError(f"model {name!r}: {error}") from error
+    image_size = kwargs.get("image_size", _builder_default(spec, "image_size"))
+    if isinstance(image_size, int):
+        model.built_for = (name, image_size)
+        model.register_forward_pre_hook(check_input_size)
+    return model
+
+
+def _builder_default(spec: ModelSpec, argument: str) -> Any:
+    parameter = inspect.signature(spec.builder).parameters.get(argument)
+    return None if parameter is None else parameter.default
+
+
+def check_input_size(model: nn.Module, inputs: tuple[Any, ...]) -> None:
+    """Forward pre-hook: an image of another size than the model was built for fails here,
+    with what to do, rather than deep inside a layer whose geometry was fixed for that size
+    (a stride-2 equivariant convolution's "needs a square map of odd size")."""
+    name, size = model.built_for
+    images = inputs[0] if inputs else None
+    shape = getattr(images, "shape", ())
+    if len(shape) == 4 and tuple(shape[-2:]) != (size, size):
+        height, width = shape[-2:]
+        raise EqdpError(
+            f"model {name!r} was built for {size}x{size} images but got {height}x{width}: "
+            f"build it for that size, create_model({name!r}, ..., image_size={height})"
+        )
