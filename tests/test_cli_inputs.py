@@ -130,3 +130,52 @@ def test_usage_errors_are_one_line_not_a_box(tmp_path: Path, args: list[str], me
     result = runner.invoke(app, args)
     assert "╭" not in result.output and "Usage:" not in result.output
     assert_clean_error(result, message, tmp_path / "nothing")
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (("--seed", "abc"), "seed 'abc' is not a valid value: give an integer, or a comma list"),
+        (("--data-dir", "FILE"), "is a file, not a folder; point --data-dir"),
+        (("--attack", "nope"), "unknown attack 'nope'; valid choices: autoattack, fgsm"),
+        (("--eps", "-1"), "attack eps must be finite and >= 0, got -1"),
+        (("--device", "cuda"), "device 'cuda' requested but no CUDA GPU is visible"),
+    ],
+)
+def test_wording_of_seed_data_dir_attack_and_device_errors(
+    synthetic_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    change: tuple[str, str], message: str,
+) -> None:  # fmt: skip
+    from eqdp.cli import precheck
+
+    monkeypatch.setattr(precheck, "gpu_certainly_absent", lambda: True)
+    results = tmp_path / "r"
+    flag, value = change
+    if value == "FILE":
+        value = str(tmp_path / "a-file")
+        Path(value).write_text("x")
+    args = run_args(synthetic_dir, results)
+    if flag in ("--attack", "--eps"):
+        args[1] = "adversarial"
+        args += ["--from-run", "none"] + (["--attack", "fgsm"] if flag == "--eps" else [])
+    if flag in args:
+        args[args.index(flag) + 1] = value
+    else:
+        args += [flag, value]
+    assert_clean_error(runner.invoke(app, args), message, results)
+
+
+def test_a_failed_first_run_leaves_no_empty_results_folder(
+    synthetic_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from eqdp.benchmarks import execute
+    from eqdp.errors import EqdpError
+
+    def failing(config, on_progress):  # fails after the claim made the folder
+        raise EqdpError("cannot read the data file: truncated")
+
+    monkeypatch.setattr(execute, "run_benchmark", failing)
+    results = tmp_path / "r"
+    result = runner.invoke(app, run_args(synthetic_dir, results))
+    assert result.exit_code == 2 and "truncated" in result.output
+    assert not results.exists()

@@ -231,7 +231,7 @@ def test_a_sweep_over_model_options_sizes_and_training_fields(tmp_path: Path) ->
         ("[train]\nepochz = 3\n", "unknown field 'epochz'"),
         ('[train]\nepochs = "ten"\n', "epochs = 'ten': Input should be a valid integer"),
         ("[sweep]\nwidth = [1, 2]\n", "sweep 'width' is neither a standard option"),
-        ('[sweep]\n"train.epoch" = [1]\n', "unknown train field in sweep 'train.epoch'"),
+        ('[sweep]\n"train.epoch" = [1]\n', "suite sweep 'train.epoch': train has no field 'epoch'"),
         ("[sweep]\nepochs = []\n", "sweep 'epochs' must be a non-empty list"),
         ('[executor]\nexecutor = "k8s"\n', "executor 'k8s'; valid: local, slurm, inline"),
     ],

@@ -8,7 +8,7 @@ import typer
 from rich.table import Table
 
 from eqdp.cli.common import app, console, guarded
-from eqdp.errors import EqdpError, unknown_choice
+from eqdp.errors import unknown_choice
 
 LIST_WHATS = ("models", "benchmarks", "datasets", "attacks")
 
@@ -19,11 +19,7 @@ def list_(
         str, typer.Argument(help="models, benchmarks, datasets or attacks.")
     ] = "models",
 ) -> None:
-    """List registered models (params, MACs, group), benchmarks, datasets or attacks.
-
-    Models are built to count their parameters and MACs, which loads torch; the
-    other lists do not.
-    """
+    """List registered models (params, MACs, group), benchmarks, datasets or attacks."""
 
     def body() -> None:
         if what not in LIST_WHATS:
@@ -37,28 +33,29 @@ def list_(
 
 
 def _models(table: Table) -> None:
-    from eqdp.models import MODELS, describe_model, list_models
+    from eqdp.catalogue.models import load_catalogue, stored_counts
     from eqdp.results.leaderboard import human_count
 
+    # Counts come from the committed catalogue (building every model takes half a minute);
+    # tests/test_catalogue.py keeps it equal to what building them gives.
     for column in ("model", "family", "group", "params", "MACs (1x28x28)", "description"):
         table.add_column(column)
-    aliases = {target: alias for alias, target in MODELS.aliases().items()}
-    for name in list_models():
-        spec = MODELS.get(name)
-        description = spec.description
+    catalogue = load_catalogue()
+    aliases = {target: alias for alias, target in catalogue["aliases"].items()}
+    for name, entry in sorted(catalogue["models"].items()):
+        description = entry["description"]
         if name in aliases:
             description = f"(also: {aliases[name]}) {description}"
-        try:
-            info = describe_model(name)
-        except EqdpError:  # a model that needs an option (arch-spec: its spec) to exist
-            table.add_row(name, spec.family, "-", "-", "-", description)
+        counts = stored_counts(name, 28)
+        if counts is None:  # a model that needs an option (arch-spec: its spec) to exist
+            table.add_row(name, entry["family"], "-", "-", "-", description)
             continue
         table.add_row(
             name,
-            spec.family,
-            info.group or "-",
-            human_count(info.params),
-            human_count(info.macs),
+            entry["family"],
+            counts["group"] or "-",
+            human_count(counts["params"]),
+            human_count(counts["macs"]),
             description,
         )
 
@@ -117,11 +114,16 @@ def info(
     """Parameters, MACs, symmetry group, input size and options of a model."""
 
     def body() -> None:
+        from eqdp.catalogue.models import (
+            COUNTED_SHAPE,
+            canonical_name,
+            model_entry,
+            stored_counts,
+        )
         from eqdp.data.catalog import FLAGS_2D, SIZES, dataset_info
-        from eqdp.models import describe_model, model_spec
 
-        spec = model_spec(model)
-        channels, classes = 1, 2
+        entry = model_entry(model)  # an unknown model fails here, naming the valid ones
+        channels, classes = COUNTED_SHAPE
         if dataset is not None:
             if dataset not in FLAGS_2D:
                 raise unknown_choice("dataset", dataset, FLAGS_2D)
@@ -131,16 +133,24 @@ def info(
             )
         if size not in SIZES:
             raise unknown_choice("size", size, SIZES)
-        described = describe_model(model, channels, classes, size)
+        counts = stored_counts(model, size) if (channels, classes) == COUNTED_SHAPE else None
+        if counts is None:  # not in the catalogue: build the model and count (seconds)
+            from eqdp.models import describe_model
+
+            described = describe_model(model, channels, classes, size)
+            counts = {"params": described.params, "macs": described.macs,
+                      "group": described.group}  # fmt: skip
         table = Table(title=f"{model}" + (f" on {dataset}" if dataset else ""), show_header=False)
-        table.add_row("family", spec.family)
-        table.add_row("symmetry group", described.group or "none (translations only)")
-        table.add_row("parameters", f"{described.params:,}")
-        table.add_row("MACs / image", f"{described.macs:,}")
-        table.add_row("input", "x".join(str(d) for d in described.input_shape))
+        if canonical_name(model) != model:
+            table.add_row("name", canonical_name(model))
+        table.add_row("family", entry["family"])
+        table.add_row("symmetry group", counts["group"] or "none (translations only)")
+        table.add_row("parameters", f"{counts['params']:,}")
+        table.add_row("MACs / image", f"{counts['macs']:,}")
+        table.add_row("input", f"{channels}x{size}x{size}")
         table.add_row("classes", str(classes))
-        table.add_row("DP-SGD", spec.dp_refusal or "supported")
-        options = spec.option_defaults()
+        table.add_row("DP-SGD", entry["dp_refusal"] or "supported")
+        options = {name: option["default"] for name, option in entry["options"].items()}
         table.add_row(
             "options (-k KEY=VALUE)",
             ", ".join(f"{k}={v}" for k, v in options.items()) or "none",

@@ -31,11 +31,17 @@ ResultsDir = Annotated[
 
 def parse_list(text: str, kind: str, convert: Callable[[str], object]) -> list:
     values = []
-    for part in text.split(","):
+    parts = text.split(",")
+    for part in parts:
         try:
             values.append(convert(part.strip()))
         except (ValueError, ZeroDivisionError):
-            raise EqdpError(f"{kind} {part.strip()!r} is not a valid value in {text!r}") from None
+            expected = {int: "an integer", float: "a number"}.get(convert, "a valid value")
+            where = f" in {text!r}" if len(parts) > 1 else ""
+            raise EqdpError(
+                f"{kind} {part.strip()!r} is not a valid value{where}: give {expected}, "
+                f"or a comma list such as 0,1,2"
+            ) from None
     return values
 
 

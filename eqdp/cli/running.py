@@ -16,7 +16,7 @@ import typer
 
 from eqdp.benchmarks import BENCHMARKS
 from eqdp.benchmarks.registry import Benchmark
-from eqdp.cli.common import app, guarded
+from eqdp.cli.common import app, errors, guarded
 from eqdp.cli.options import (
     TRAIN_PANEL,
     WHERE_PANEL,
@@ -178,6 +178,13 @@ def configurations(benchmark: Benchmark, given: dict[str, Any]) -> list:
 
 
 def _run(benchmark: Benchmark, given: dict[str, Any]) -> None:
+    from eqdp.cli.precheck import precheck
+
+    # Bad input is told before the seconds that importing torch and the models take.
+    requested = configurations(benchmark, given)
+    for config in requested:
+        precheck(config)
+
     from eqdp.benchmarks.execute import check_ready, resolve_config, run_benchmark
     from eqdp.cli.progress import RunBar, done_line, run_progress
     from eqdp.engine.device import select_device
@@ -188,7 +195,7 @@ def _run(benchmark: Benchmark, given: dict[str, Any]) -> None:
 
     # Every configuration is resolved (checked) before the first one runs: a bad value in
     # a sweep must not leave the earlier runs' records behind.
-    configs = [resolve_config(config) for config in configurations(benchmark, given)]
+    configs = [resolve_config(config) for config in requested]
     keys = [run_key(config.as_dict()) for config in configs]
     if len(set(keys)) < len(keys):
         raise EqdpError(
@@ -201,6 +208,7 @@ def _run(benchmark: Benchmark, given: dict[str, Any]) -> None:
     for config, key in zip(configs, keys, strict=True):
         results = results_dir(config.results_dir)
         label = describe(config)
+        new_folder = not results.exists()
         claim = try_claim(results, key, label)
         if claim is None:
             info = holder(results / ".claims" / f"{key}.claim") or {}
@@ -208,10 +216,27 @@ def _run(benchmark: Benchmark, given: dict[str, Any]) -> None:
                 f"{label} is being run right now by pid {info.get('pid')} on {info.get('host')} "
                 f"(claim {results}/.claims/{key}.claim)"
             )
-        with claim, run_progress() as progress:
-            bar = RunBar(progress, label, config.train.epochs)
-            record, path = run_benchmark(config, on_progress=bar)
+        try:
+            with claim, run_progress() as progress:
+                bar = RunBar(progress, label, config.train.epochs)
+                record, path = run_benchmark(config, on_progress=bar)
+        except BaseException as error:
+            if new_folder:  # a failed or interrupted first run leaves no empty folder behind
+                _remove_empty_tree(results)
+            if isinstance(error, KeyboardInterrupt):
+                errors.print(f"interrupted: {label} stopped, no record written", highlight=False)
+                raise typer.Exit(code=130) from None
+            raise
         done_line(label, record, path)
+
+
+def _remove_empty_tree(folder: Path) -> None:
+    """Remove ``folder`` and the folders under it, if no file is anywhere in it."""
+    if not folder.is_dir() or any(p.is_file() for p in folder.rglob("*")):
+        return
+    for sub in sorted(folder.rglob("*"), key=lambda p: len(p.parts), reverse=True):
+        sub.rmdir()
+    folder.rmdir()
 
 
 for _name in BENCHMARKS.names_in_order():

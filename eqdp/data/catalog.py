@@ -93,3 +93,43 @@ def file_md5(path: Path) -> str:
         for chunk in iter(lambda: handle.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+@cache
+def _cached_md5(path: str, mtime_ns: int) -> str:
+    return file_md5(Path(path))
+
+
+def check_data_file(
+    flag: str, size: int, data_dir: str | os.PathLike | None, verify_md5: bool
+) -> None:
+    """Where a data folder is given: the file is there (and has the official MD5)."""
+    root = resolve_data_dir(data_dir)
+    if root is not None:
+        _check_local_file(flag, size, root, verify_md5)
+
+
+def _check_local_file(flag: str, size: int, root: Path, verify_md5: bool) -> None:
+    if not root.is_dir():
+        problem = "is a file, not a folder" if root.exists() else "does not exist"
+        raise EqdpError(
+            f"data directory {root} {problem}; point --data-dir or {DATA_DIR_ENV} "
+            "at a folder holding MedMNIST .npz files"
+        )
+    path = root / npz_filename(flag, size)
+    if not path.is_file():
+        raise EqdpError(
+            f"{path.name} not found in {root}; download it from "
+            f"{dataset_info(flag)['url' if size == 28 else f'url_{size}']} "
+            f"(or run once without --data-dir to let medmnist fetch it)"
+        )
+    if verify_md5:
+        actual, expected = (
+            _cached_md5(str(path.resolve()), path.stat().st_mtime_ns),
+            expected_md5(flag, size),
+        )
+        if actual != expected:
+            raise EqdpError(
+                f"MD5 mismatch for {path}: got {actual}, expected {expected} "
+                "(corrupt or not the official file)"
+            )

@@ -9,7 +9,6 @@ from __future__ import annotations
 import dataclasses
 import os
 from dataclasses import dataclass
-from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +21,9 @@ from eqdp.data.catalog import (
     MULTI_LABEL,
     SIZES,
     SPLITS,
+    _cached_md5,
+    _check_local_file,
+    check_data_file,
     check_flag,
     check_size,
     dataset_info,
@@ -46,6 +48,7 @@ __all__ = [
     "check_size",
     "dataset_info",
     "expected_md5",
+    "file_md5",
     "load_dataset",
     "npz_filename",
     "resolve_data_dir",
@@ -187,42 +190,3 @@ def _download_failed(flag: str, size: int, root: Path) -> str:
         f"{name} (MD5 {expected_md5(flag, size)}, from {url}) in a folder and pass "
         f"--data-dir DIR or set {DATA_DIR_ENV}=DIR"
     )
-
-
-@cache
-def _cached_md5(path: str, mtime_ns: int) -> str:
-    return file_md5(Path(path))
-
-
-def check_data_file(
-    flag: str, size: int, data_dir: str | os.PathLike | None, verify_md5: bool
-) -> None:
-    """Where a data folder is given: the file is there (and has the official MD5)."""
-    root = resolve_data_dir(data_dir)
-    if root is not None:
-        _check_local_file(flag, size, root, verify_md5)
-
-
-def _check_local_file(flag: str, size: int, root: Path, verify_md5: bool) -> None:
-    if not root.is_dir():
-        raise EqdpError(
-            f"data directory {root} does not exist; point --data-dir or {DATA_DIR_ENV} "
-            "at a folder holding MedMNIST .npz files"
-        )
-    path = root / npz_filename(flag, size)
-    if not path.is_file():
-        raise EqdpError(
-            f"{path.name} not found in {root}; download it from "
-            f"{dataset_info(flag)['url' if size == 28 else f'url_{size}']} "
-            f"(or run once without --data-dir to let medmnist fetch it)"
-        )
-    if verify_md5:
-        actual, expected = (
-            _cached_md5(str(path.resolve()), path.stat().st_mtime_ns),
-            expected_md5(flag, size),
-        )
-        if actual != expected:
-            raise EqdpError(
-                f"MD5 mismatch for {path}: got {actual}, expected {expected} "
-                "(corrupt or not the official file)"
-            )

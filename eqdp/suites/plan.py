@@ -32,7 +32,10 @@ def sweep_target(path: str, benchmark: Benchmark) -> tuple[str, str]:
             )
         fields = {"train": field_names(TrainConfig), "options": field_names(benchmark.options)}
         if section in fields and name not in fields[section]:
-            raise unknown_choice(f"{section} field in sweep {path!r}", name, fields[section])
+            raise EqdpError(
+                f"suite sweep {path!r}: {section} has no field {name!r}; valid: "
+                + ", ".join(f"{section}.{field}" for field in fields[section])
+            )
         return section, name
     if path in field_names(benchmark.options):
         return "options", path
