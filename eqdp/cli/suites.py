@@ -152,8 +152,16 @@ def _suite(
         from eqdp.cli.progress import SuiteMonitor
 
         keys = {run_key(config.as_dict()) for config in plan.pending}
-        with SuiteMonitor(len(plan.pending), keys) as monitor:
-            execution = execute(plan.pending, settings, results, wait=wait, monitor=monitor)
+        try:
+            with SuiteMonitor(len(plan.pending), keys) as monitor:
+                execution = execute(plan.pending, settings, results, wait=wait, monitor=monitor)
+        except KeyboardInterrupt:  # the workers are cancelled and their claims given back
+            errors.print(
+                f"interrupted: workers stopped, claims given back; `eqdp suite {file}` "
+                "resumes with what is not recorded",
+                highlight=False, soft_wrap=True,
+            )  # fmt: skip
+            raise typer.Exit(code=130) from None
     if execution.job_ids:
         console.print(
             f"{execution.executor}: {execution.workers} worker(s), job(s) "

@@ -88,9 +88,15 @@ def execute(
     executor = submitit_executor(settings, results / SUBMITIT_FOLDER, threads, workers)
     os.environ.setdefault(COMMAND_ENV, json.dumps(sys.argv))  # workers inherit it
     started = time.time()
-    with executor.batch():
-        local = settings.executor == "local"
-        jobs = [executor.submit(run_worker, pending, threads, None, local) for _ in range(workers)]
+    local = settings.executor == "local"
+    # A local worker watches a driver that waits for it and stops when it is killed; one
+    # that does not wait leaves its workers to finish the plan on their own.
+    driver = os.getpid() if local and wait else None
+    with _interrupts_ignored_by_children(), executor.batch():
+        jobs = [
+            executor.submit(run_worker, pending, threads, None, local, driver)
+            for _ in range(workers)
+        ]
     execution = Execution(settings.executor, workers, [job.job_id for job in jobs], waited=wait)
     if not wait:
         return execution
@@ -124,6 +130,24 @@ def _cancel(job: Any, executor: str) -> None:
         return
     with contextlib.suppress(ProcessLookupError, PermissionError, ValueError):
         os.kill(int(job.job_id), signal.SIGTERM)
+
+
+@contextlib.contextmanager
+def _interrupts_ignored_by_children() -> Iterator[None]:
+    """Processes started here inherit SIGINT ignored, and Python keeps it so.
+
+    Ctrl-C in a terminal reaches its whole process group: submitit's local controllers
+    and workers printed their KeyboardInterrupt tracebacks over the driver's output. The
+    driver alone handles Ctrl-C and stops its workers with SIGTERM (``_cancel``).
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 @contextlib.contextmanager

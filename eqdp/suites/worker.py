@@ -11,7 +11,9 @@ on with the next configuration.
 from __future__ import annotations
 
 import json
+import os
 import signal
+import threading
 import time
 import traceback
 from collections.abc import Callable
@@ -132,17 +134,57 @@ def _exit_on_terminate(signum: int, frame: object) -> None:
     raise SystemExit(128 + signum)  # unwinds through the claim's ``with``: it is released
 
 
+DRIVER_POLL_SECONDS = 2.0
+
+
+def process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, someone else's
+        return True
+    return True
+
+
+def watch_driver(
+    driver_pid: int, stop: Callable[[], None], poll_seconds: float = DRIVER_POLL_SECONDS
+) -> threading.Thread:
+    """A daemon thread that calls ``stop`` once the driver process is gone.
+
+    A driver killed with SIGKILL cancels nobody: its local workers would run the whole
+    plan with nobody waiting. The thread notices, and ``stop`` (SIGTERM to the worker
+    itself) makes the worker give back its claim and exit.
+    """
+
+    def watch() -> None:
+        while process_alive(driver_pid):
+            time.sleep(poll_seconds)
+        stop()
+
+    thread = threading.Thread(target=watch, name="eqdp-driver-watch", daemon=True)
+    thread.start()
+    return thread
+
+
+def _terminate_self() -> None:
+    os.kill(os.getpid(), signal.SIGTERM)
+
+
 def run_worker(
     plan: list[RunConfig],
     threads: int | None = None,
     observer: Observer | None = None,
     stop_on_terminate: bool = False,
+    driver_pid: int | None = None,
 ) -> WorkerReport:
     """Run every configuration of ``plan`` nobody has run or is running; return what happened.
 
     ``stop_on_terminate`` (local worker processes): SIGTERM ends the worker, giving its
     claim back. submitit ignores SIGTERM in its jobs (on Slurm it precedes a timeout or
     preemption), so a cancelled local worker would otherwise run on with nobody waiting.
+    ``driver_pid`` (local workers of a driver that waits for them): when that process
+    is gone, the worker stops the same way.
     """
     from eqdp.benchmarks.execute import run_benchmark
     from eqdp.results.identity import run_key
@@ -151,6 +193,8 @@ def run_worker(
 
     if stop_on_terminate:
         signal.signal(signal.SIGTERM, _exit_on_terminate)
+        if driver_pid is not None:
+            watch_driver(driver_pid, _terminate_self)
     if threads is not None:
         import torch
 
