@@ -232,7 +232,8 @@ def test_aug_mult_run(synthetic_dir: Path, tmp_path: Path) -> None:
     assert "K=2" in record["label"] and "aug=d4" in record["label"]
 
 
-def test_training_leaves_no_per_sample_gradients_or_hooks(synthetic_dir: Path) -> None:
+@pytest.mark.parametrize("clipping", ["instantiate", "ghost"])
+def test_training_leaves_no_per_sample_gradients_or_hooks(synthetic_dir: Path, clipping: str):
     # Opacus' hooks keep the model in reference cycles: anything left on it lingers
     # until the cycle collector runs, which made multi-run DP processes grow to 20 GB.
     data = eqdp.load_dataset("breastmnist", data_dir=synthetic_dir, verify_md5=False)
@@ -241,7 +242,9 @@ def test_training_leaves_no_per_sample_gradients_or_hooks(synthetic_dir: Path) -
         return eqdp.create_model("cnn", 1, 2, dp=True, width=4)
 
     model = build()
-    dp = DPOptions(epsilon=8.0, delta=1e-3, physical_batch_size=16, accountant="rdp")
+    dp = DPOptions(
+        epsilon=8.0, delta=1e-3, physical_batch_size=16, accountant="rdp", clipping=clipping
+    )
     train = TrainConfig(epochs=1, batch_size=32)
     fit(model, data, train, 0, torch.device("cpu"), strategy=DPSGD(dp, build))
     for parameter in model.parameters():

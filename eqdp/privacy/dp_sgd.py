@@ -8,6 +8,11 @@ is calibrated to the exact number of steps that will run; the record's epsilon
 is what the accountant reports for the steps that did run, and the run fails if
 the accountant's history disagrees with the plan or the spent epsilon exceeds
 the target.
+
+Two exact ways to clip (``DPOptions.clipping``): ``instantiate`` is Opacus' hooks
+(every per-example gradient of the physical batch held at once); ``ghost`` is
+eqdp's norm-only clipping (``eqdp.privacy.norm_sample``). Both feed the same
+Opacus optimizer code for noise, normalisation and accounting.
 """
 
 from __future__ import annotations
@@ -61,6 +66,63 @@ def poisson_loader(
         num_samples=n, sample_rate=sample_rate, generator=generator, steps=steps
     )
     return DataLoader(_Indices(n), batch_sampler=sampler, collate_fn=_collate_indices)
+
+
+def make_private(
+    engine: PrivacyEngine,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    data_loader: DataLoader,
+    noise_multiplier: float,
+    max_grad_norm: float,
+    noise_generator: torch.Generator,
+    clipping: str = "instantiate",
+    views: int = 1,
+) -> tuple[nn.Module, DPOptimizer, DataLoader]:
+    """``engine.make_private`` without Poisson resampling, in either clipping mode.
+
+    ``ghost`` builds what ``make_private`` builds for Opacus' hooks (an optimizer with
+    the same noise, normalisation and generator, the accountant's step hook at rate
+    ``1 / len(data_loader)``, the loader unchanged) around ``NormSampleModule``.
+    ``views``: rows per example (augmentation multiplicity); with ``instantiate`` the
+    caller averages the views' per-sample gradients (``average_over_views``).
+    """
+    if clipping == "instantiate":
+        skip_batch_filter_gradients(model)  # per-sample gradients replace the batch ones
+        return engine.make_private(
+            module=model,
+            optimizer=optimizer,
+            data_loader=data_loader,
+            noise_multiplier=noise_multiplier,
+            max_grad_norm=max_grad_norm,
+            poisson_sampling=False,  # the loader already samples Poisson batches
+            noise_generator=noise_generator,
+        )
+    if clipping != "ghost":
+        raise ValueError(f"unknown clipping mode {clipping!r}")
+    from eqdp.privacy.norm_sample.module import NormSampleModule
+    from eqdp.privacy.norm_sample.optimizer import NormOnlyDPOptimizer
+
+    if engine.secure_mode:  # as make_private: a seeded generator is not secure
+        raise ValueError("Passing seed is prohibited in secure mode")
+    engine.validate(module=model, optimizer=optimizer, data_loader=data_loader)
+    trainable = set(model.parameters())
+    if any(p not in trainable for group in optimizer.param_groups for p in group["params"]):
+        raise ValueError("Module parameters are different than optimizer Parameters")
+    module = NormSampleModule(model, views=views)
+    sample_rate = 1 / len(data_loader)  # make_private's, so the accountant sees the same rate
+    dp_optimizer = NormOnlyDPOptimizer(
+        optimizer,
+        module=module,
+        noise_multiplier=noise_multiplier,
+        max_grad_norm=max_grad_norm,
+        expected_batch_size=int(len(data_loader.dataset) * sample_rate),
+        loss_reduction="mean",
+        generator=noise_generator,
+        secure_mode=False,
+    )
+    dp_optimizer.attach_step_hook(engine.accountant.get_optimizer_hook_fn(sample_rate=sample_rate))
+    return module, dp_optimizer, data_loader
 
 
 @dataclass(frozen=True)
@@ -135,22 +197,23 @@ class DPSGD(TrainingStrategy):
             noise, clip = 0.0, UNBOUNDED_NORM
         self.noise, self.clip = noise, clip
 
-        skip_batch_filter_gradients(model)  # per-sample gradients replace the batch ones
         self.eval_model = self.make_eval_model().to(device)
         trainable = [p for p in model.parameters() if p.requires_grad]
         optimizer = torch.optim.Adam(trainable, lr=train.lr, weight_decay=train.weight_decay)
         self.engine = PrivacyEngine(accountant=options.accountant)
         sampler_generator = torch.Generator().manual_seed(seed)
-        self.private_model, self.optimizer, self.loader = self.engine.make_private(
-            module=model,
-            optimizer=optimizer,
-            data_loader=poisson_loader(
+        self.private_model, self.optimizer, self.loader = make_private(
+            self.engine,
+            model,
+            optimizer,
+            poisson_loader(
                 n_train, self.schedule.sample_rate, self.schedule.steps_per_epoch, sampler_generator
             ),
             noise_multiplier=noise,
             max_grad_norm=clip,
-            poisson_sampling=False,  # the loader above already samples Poisson batches
             noise_generator=torch.Generator(device=device).manual_seed(seed + 1),
+            clipping=options.clipping,
+            views=options.aug_mult,
         )
         # Opacus floors N*q to an int for the mean; keep the exact expected batch size.
         self.optimizer.expected_batch_size = n_train * self.schedule.sample_rate
@@ -187,7 +250,8 @@ class DPSGD(TrainingStrategy):
         return images.repeat_interleave(views, dim=0), labels.repeat_interleave(views, dim=0)
 
     def after_backward(self) -> None:
-        if self.options.aug_mult > 1:
+        # Norm-only clipping averages an example's views itself (NormSampleModule).
+        if self.options.aug_mult > 1 and self.options.clipping == "instantiate":
             average_over_views(self.optimizer, self.options.aug_mult)
 
     def evaluation_model(self, state: dict[str, torch.Tensor] | None = None) -> nn.Module:
@@ -243,6 +307,7 @@ class DPSGD(TrainingStrategy):
             "aug_mult": options.aug_mult,
             "sampling": "poisson",
             "clipping": "flat",
+            "clipping_mode": options.clipping,
             "n_train": self.n_train,
             **({"audit": audit} if audit is not None else {}),
         }

@@ -52,6 +52,14 @@ class DPOptions:
         key=False,
         gt=0,
     )
+    clipping: Literal["instantiate", "ghost"] = option(
+        "instantiate",
+        "How per-example gradients are clipped (both exact): instantiate holds every "
+        "per-example gradient (Opacus); ghost gets each example's norm layer by layer "
+        "(ghost norm or instantiate-and-discard, whichever is cheaper) and the clipped "
+        "sum from the same backward pass.",
+        key=False,
+    )
     audit: int = option(
         0,
         "Audit the run with N gradient canaries (one-run audit, Steinke et al. 2023): the "
