@@ -61,6 +61,7 @@ PROBE = (
         ["run", "standard", "-m", "cnn", "-d", "breastmnist", "--lr", "0"],
         ["run", "dp", "-m", "cnn", "-d", "breastmnist", "--epsilon", "0"],
         ["run", "standard", "-m", "cnn", "-d", "breastmnist", "--data-dir", "/nonexistent"],
+        ["suite", "SUITE", "--dry-run"],
     ],
 )
 def test_listing_and_bad_input_answer_before_torch_is_imported(
@@ -70,6 +71,10 @@ def test_listing_and_bad_input_answer_before_torch_is_imported(
     `info` with stored counts, and a run's argument errors must not wait for it."""
     if arguments[0] == "run":
         arguments = [*arguments, "--results-dir", str(tmp_path / "r"), "--device", "cpu"]
+    if arguments[0] == "suite":  # a suite naming an unknown dataset
+        suite = tmp_path / "suite.toml"
+        suite.write_text('benchmark = "standard"\nmodels = ["cnn"]\n[datasets.catmnist]\n')
+        arguments = ["suite", str(suite), "--dry-run", "--results-dir", str(tmp_path / "r")]
     run = subprocess.run(
         [sys.executable, "-c", PROBE, *arguments], capture_output=True, text=True, cwd=ROOT
     )

@@ -146,7 +146,7 @@ def test_wording_of_seed_data_dir_attack_and_device_errors(
     synthetic_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     change: tuple[str, str], message: str,
 ) -> None:  # fmt: skip
-    from eqdp.cli import precheck
+    from eqdp.benchmarks import precheck
 
     monkeypatch.setattr(precheck, "gpu_certainly_absent", lambda: True)
     results = tmp_path / "r"
@@ -179,3 +179,34 @@ def test_a_failed_first_run_leaves_no_empty_results_folder(
     result = runner.invoke(app, run_args(synthetic_dir, results))
     assert result.exit_code == 2 and "truncated" in result.output
     assert not results.exists()
+
+
+def test_a_truncated_npz_is_named_before_loading(tmp_path: Path, synthetic_dir: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    whole = (synthetic_dir / "breastmnist.npz").read_bytes()
+    (data / "breastmnist.npz").write_bytes(whole[: len(whole) // 2])
+    results = tmp_path / "r"
+    result = runner.invoke(app, run_args(data, results))
+    assert_clean_error(result, "breastmnist.npz is not a complete .npz file (truncated", results)
+    assert "loading data" not in result.output
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (None, "cannot read suite file"),
+        ("", "lacks the key 'benchmark'"),
+        ("this is [not toml", "cannot read suite file"),
+        (SMALL_SUITE.replace("breastmnist", "catmnist"), "dataset = 'catmnist': unknown dataset"),
+        (SMALL_SUITE + '[sweep]\n"train.momentum" = [0.9]\n',
+         "suite sweep 'train.momentum': train has no field 'momentum'; valid: train.epochs"),
+    ],
+)  # fmt: skip
+def test_suite_file_mistakes(tmp_path: Path, body: str | None, message: str) -> None:
+    suite = tmp_path / "suite.toml"
+    if body is not None:
+        suite.write_text(body)
+    results = tmp_path / "r"
+    result = runner.invoke(app, ["suite", str(suite), "--results-dir", str(results)])
+    assert_clean_error(result, message, results)

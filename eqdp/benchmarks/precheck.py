@@ -30,8 +30,13 @@ def gpu_certainly_absent() -> bool:
     return not any(Path(path).exists() for path in _GPU_DEVICE_FILES)
 
 
-def precheck(config: RunConfig) -> None:
-    """Raise the EqdpError the full resolution would raise, for what needs no torch."""
+def precheck(config: RunConfig, runs_here: bool = True) -> None:
+    """Raise the EqdpError the full resolution would raise, for what needs no torch.
+
+    ``runs_here``: the run is about to start on this machine, so its device must be here
+    and its output folders writable; a suite planned for GPU jobs elsewhere (a cluster's
+    login node) takes ``cuda`` at its word, as ``planned_device_type`` does.
+    """
     from eqdp.benchmarks import BENCHMARKS
     from eqdp.catalogue.models import check_attacks, check_model
     from eqdp.config.fields import parse_config
@@ -48,14 +53,17 @@ def precheck(config: RunConfig) -> None:
             raise EqdpError(f"attack eps must be finite and >= 0, got {eps:g}")
     check_data_file(config.dataset, config.size, config.data_dir, config.verify_md5)
     if gpu_certainly_absent():
-        if config.device == "cuda":
+        planned = "cpu" if config.device == "auto" else config.device
+        if runs_here and planned == "cuda":
             raise EqdpError("device 'cuda' requested but no CUDA GPU is visible; use --device cpu")
-        if config.train.precision in ("tf32", "bf16"):
+        if planned != "cuda" and config.train.precision in ("tf32", "bf16"):
             raise EqdpError(
-                f"precision {config.train.precision!r} needs a CUDA device, not 'cpu'; use fp32"
+                f"precision {config.train.precision!r} needs a CUDA device, not {planned!r}; "
+                "use fp32"
             )
-    check_writable(results_dir(config.results_dir), "results")
-    check_writable(checkpoint_dir(config.checkpoint_dir, config.results_dir), "checkpoint")
+    if runs_here:
+        check_writable(results_dir(config.results_dir), "results")
+        check_writable(checkpoint_dir(config.checkpoint_dir, config.results_dir), "checkpoint")
 
 
 __all__ = ["gpu_certainly_absent", "precheck"]

@@ -178,7 +178,7 @@ def configurations(benchmark: Benchmark, given: dict[str, Any]) -> list:
 
 
 def _run(benchmark: Benchmark, given: dict[str, Any]) -> None:
-    from eqdp.cli.precheck import precheck
+    from eqdp.benchmarks.precheck import precheck
 
     # Bad input is told before the seconds that importing torch and the models take.
     requested = configurations(benchmark, given)

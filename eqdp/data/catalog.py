@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import os
+import zipfile
 from functools import cache
 from pathlib import Path
 from types import ModuleType
@@ -122,6 +123,13 @@ def _check_local_file(flag: str, size: int, root: Path, verify_md5: bool) -> Non
             f"{path.name} not found in {root}; download it from "
             f"{dataset_info(flag)['url' if size == 28 else f'url_{size}']} "
             f"(or run once without --data-dir to let medmnist fetch it)"
+        )
+    # An .npz is a zip: a truncated download has no central directory at its end, which
+    # is cheap to see here and would otherwise fail only after "loading data".
+    if not zipfile.is_zipfile(path):
+        raise EqdpError(
+            f"{path} is not a complete .npz file (truncated download?); download it again "
+            f"from {dataset_info(flag)['url' if size == 28 else f'url_{size}']}"
         )
     if verify_md5:
         actual, expected = (

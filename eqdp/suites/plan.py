@@ -201,7 +201,7 @@ def plan_suite(
 
     ``filters`` (``model``, ``dataset``, ``seed``: comma lists) narrow the suite itself.
     """
-    from eqdp.benchmarks.execute import check_ready, resolve_config
+    from eqdp.benchmarks.precheck import precheck
     from eqdp.data.catalog import resolve_data_dir
     from eqdp.results.identity import run_key
     from eqdp.results.records import results_dir as default_results
@@ -220,6 +220,11 @@ def plan_suite(
             verify_md5,
         )
     )
+    for config in configs:  # before the seconds that importing torch and the models take
+        precheck(config, runs_here=False)  # its workers check their device; check_ready below
+
+    from eqdp.benchmarks.execute import check_ready, resolve_config
+
     resolved = [resolve_config(config) for config in configs]
     keys = [run_key(config.as_dict()) for config in resolved]
     if len(set(keys)) != len(keys):
