@@ -76,7 +76,9 @@ def restriction_id(parent: str, child: str):
 
 def _import_escnn():
     from eqdp.models.equivariant.escnn_determinism import make_deterministic
+    from eqdp.models.equivariant.lie_learn_fallback import ensure_lie_learn
 
+    ensure_lie_learn()  # numpy 2: lie_learn's numpy-1 binaries cannot load; SO(3) only
     with warnings.catch_warnings():
         # escnn warns about py3nj (SO(3) only; eqdp drops it on purpose).
         warnings.filterwarnings("ignore", message=".*py3nj.*")
