@@ -55,3 +55,14 @@ def test_runs_at_80_columns_prints_whole_run_ids(
         assert "…" not in result.stdout
         if command == ["runs"]:
             assert record.stem in result.stdout
+
+
+def test_top_level_help_lists_each_command_as_one_flowing_paragraph() -> None:
+    from eqdp.cli.common import app as the_app
+
+    assert all("\n" not in (c.short_help or "") for c in the_app.registered_commands)
+    result = runner.invoke(app, ["--help"], env={"COLUMNS": "80", "TERMINAL_WIDTH": "80"})
+    assert result.exit_code == 0
+    # Before: the docstrings' hard line breaks cut "and whether the | checkpoint is there".
+    assert "and whether the checkpoint is there" in result.output, result.output
+    assert "within --tolerance, 1 if not" in result.output, result.output

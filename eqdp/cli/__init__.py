@@ -15,10 +15,12 @@ from eqdp.cli import scaling  # noqa: F401
 from eqdp.cli import catalogue  # noqa: F401
 from eqdp.cli import reports  # noqa: F401
 from eqdp.cli import reproducing  # noqa: F401
-from eqdp.cli.common import app
+from eqdp.cli.common import app, one_line_summaries
 from eqdp.runtime import apply_environment
 
 # isort: on
+
+one_line_summaries(app)
 
 
 def main() -> None:

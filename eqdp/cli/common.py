@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import sys
 from collections.abc import Callable
 
@@ -49,6 +50,18 @@ def _main(
     ),
 ) -> None:
     """Benchmarks for equivariant CNNs on MedMNIST."""
+
+
+def one_line_summaries(typer_app: typer.Typer) -> None:
+    """Each command's summary in ``--help`` is its docstring's first paragraph as one line.
+
+    Rich keeps a docstring's hard line breaks, so a summary written over several source
+    lines printed raggedly in the command list (plot, runs, reproduce).
+    """
+    for command in typer_app.registered_commands:
+        doc = command.help or (command.callback.__doc__ if command.callback else None)
+        if command.short_help is None and doc:
+            command.short_help = " ".join(inspect.cleandoc(doc).split("\n\n")[0].split())
 
 
 def fail(message: str) -> typer.Exit:
