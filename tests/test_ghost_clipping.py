@@ -222,3 +222,17 @@ def test_ghost_run_records_its_mode_and_the_same_privacy(
     assert ghost["label"] == opacus["label"]
     same = {k: v for k, v in ghost["privacy"].items() if k != "clipping_mode"}
     assert same == {k: v for k, v in opacus["privacy"].items() if k != "clipping_mode"}
+
+
+def test_records_from_before_the_clipping_option_mean_instantiate(synthetic_dir: Path, tmp_path):
+    from eqdp.results.records import load_records
+
+    options = {"epsilon": 8.0, "accountant": "rdp", "clipping": "instantiate"}
+    record, path = run_benchmark(dp_config(synthetic_dir, **options), tmp_path)
+    stored = json.loads(path.read_text())
+    del stored["config"]["options"]["clipping"], stored["privacy"]["clipping_mode"]
+    path.write_text(json.dumps(stored))
+    (loaded,) = load_records(tmp_path)
+    assert loaded["config"]["options"]["clipping"] == "instantiate"
+    assert loaded["privacy"]["clipping_mode"] == "instantiate"
+    assert loaded["key"] == record["key"] and loaded["label"] == record["label"]

@@ -33,6 +33,11 @@ the records written before it, the value that reproduces what they ran (its
 default), so they stay one configuration with new runs of the same network:
 the Eq-NASNet family and its twins gained ``width_multiplier`` and
 ``depth_multiplier`` (both 1.0) with the scaling benchmark.
+
+Added benchmark options (any schema), the same way: ``dp`` gained ``clipping``
+(issue 26); every DP record written before it clipped instantiated per-sample
+gradients with Opacus, so it gets ``clipping = "instantiate"`` (and its privacy
+block ``clipping_mode``), whatever the option's default is now.
 """
 
 from __future__ import annotations
@@ -59,6 +64,8 @@ RENAMED_MODELS: dict[str, str] = {"eq-nasnet": "eq-resnet-d4"}
 ADDED_MODEL_OPTIONS: dict[str, dict[str, Any]] = {
     r"(eq-)?nasnet-b\d+": {"width_multiplier": 1.0, "depth_multiplier": 1.0},
 }
+# Benchmark -> options added later, with the value older records ran with.
+ADDED_BENCHMARK_OPTIONS: dict[str, dict[str, Any]] = {"dp": {"clipping": "instantiate"}}
 V1_DEFAULT_ATTACKS = ["fgsm", "pgd-linf", "pgd-l2"]
 V1_PGD_STEPS = 10
 V1_ANGLE_STEP = 15.0
@@ -95,6 +102,7 @@ def _current(record: Any) -> bool:
         and record.get("schema_version") == 2
         and record.get("model") not in RENAMED_MODELS
         and not _missing_options(record)
+        and not _missing_benchmark_options(record)
     )
 
 
@@ -114,6 +122,16 @@ def _missing_options(record: dict) -> dict[str, Any]:
     }
 
 
+def _missing_benchmark_options(record: dict) -> dict[str, Any]:
+    """Options added to the record's benchmark since it was written, with their old values."""
+    config = record.get("config")
+    options = config.get("options") if isinstance(config, dict) else None
+    if not isinstance(options, dict):
+        return {}
+    added = ADDED_BENCHMARK_OPTIONS.get(str(record.get("benchmark")), {})
+    return {name: value for name, value in added.items() if name not in options}
+
+
 def _renamed(record: Any) -> Any:
     """A schema-2 record under its model's current name, with options added since filled in."""
     if not isinstance(record, dict) or record.get("schema_version") != 2:
@@ -121,7 +139,8 @@ def _renamed(record: Any) -> Any:
     new_name = RENAMED_MODELS.get(record.get("model"))
     config = record.get("config")
     added = _missing_options(record)
-    if (new_name is None and not added) or not isinstance(config, dict):
+    added_options = _missing_benchmark_options(record)
+    if (new_name is None and not added and not added_options) or not isinstance(config, dict):
         return record
     from eqdp.results.identity import label, row_key
 
@@ -130,6 +149,10 @@ def _renamed(record: Any) -> Any:
         new["model"] = new["config"]["model"] = new_name
         if isinstance(new.get("model_info"), dict) and "name" in new["model_info"]:
             new["model_info"]["name"] = new_name
+    if added_options:
+        new["config"]["options"] = {**new["config"]["options"], **added_options}
+        if "clipping" in added_options and isinstance(new.get("privacy"), dict):
+            new["privacy"].setdefault("clipping_mode", added_options["clipping"])
     if added:
         new["config"]["model_kwargs"] = {**new["config"]["model_kwargs"], **added}
         defaults = (new.get("model_info") or {}).get("defaults")
