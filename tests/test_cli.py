@@ -263,7 +263,9 @@ def test_run_output_says_the_plan_then_per_epoch_eta_and_a_long_run_estimate(
     monkeypatch.setattr(progress, "LONG_RUN_SECONDS", 0.0)  # every run counts as long
     result = invoke(*run_args(synthetic_dir, tmp_path, "--epochs", "2"))
     assert result.exit_code == 0, result.output
-    lines = result.output.splitlines()
+    # Within-epoch speed lines come when a batch ends after TrainingProgress.EVERY: on a
+    # loaded machine, not always; the fixed lines are what is checked.
+    lines = [line for line in result.output.splitlines() if " img/s, eta " not in line]
     assert "standard cnn breastmnist seed 0: loading data and building the model" in lines[0]
     assert "training 2 epochs x 64 images = 128 images planned" in lines[1]
     assert "the first epoch took" in lines[2] and "all 2 epochs will take about" in lines[2]

@@ -66,3 +66,40 @@ def test_top_level_help_lists_each_command_as_one_flowing_paragraph() -> None:
     # Before: the docstrings' hard line breaks cut "and whether the | checkpoint is there".
     assert "and whether the checkpoint is there" in result.output, result.output
     assert "within --tolerance, 1 if not" in result.output, result.output
+
+
+def _bar(monkeypatch: pytest.MonkeyPatch):
+    import io
+
+    from rich.progress import Progress
+
+    from eqdp.cli import progress
+
+    sink = io.StringIO()
+    monkeypatch.setattr(progress, "errors", Console(file=sink, width=200))
+    return progress, progress.RunBar(Progress(disable=True), "run", 1), sink
+
+
+def test_the_first_measured_batch_says_its_speed_and_eta_at_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from eqdp.engine.progress import TrainingProgress
+
+    _, bar, sink = _bar(monkeypatch)
+    bar(TrainingProgress(1, 1, 0, 546, 0.0))
+    bar(TrainingProgress(1, 1, 128, 546, 64.0))  # one batch of a heavy model: 2 img/s
+    bar.close()
+    assert "epoch 1/1: 128/546 images, 2.0 img/s, eta 3 min for training" in sink.getvalue()
+
+
+def test_a_slow_first_batch_is_not_silence(monkeypatch: pytest.MonkeyPatch) -> None:
+    import time
+
+    from eqdp.engine.progress import TrainingProgress
+
+    progress, bar, sink = _bar(monkeypatch)
+    monkeypatch.setattr(progress, "HEARTBEAT_SECONDS", 0.05)
+    bar(TrainingProgress(1, 1, 0, 546, 0.0))
+    time.sleep(0.3)
+    bar.close()
+    assert "still on the first training batch after" in sink.getvalue()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from typing import Any
 
@@ -34,6 +35,10 @@ def run_progress() -> Progress:
 
 # A run whose first epoch says it will take at least this long prints its estimate.
 LONG_RUN_SECONDS = 60.0
+# Without a terminal (logs, CI), a line with the speed and ETA this often within an epoch.
+MEASURE_EVERY_SECONDS = 60.0
+# Before any batch is measured, a line this often that training is under way.
+HEARTBEAT_SECONDS = 30.0
 
 
 def human_duration(seconds: float) -> str:
@@ -54,6 +59,9 @@ class RunBar:
         self.progress, self.label, self.epochs = progress, label, epochs
         self.planned: int | None = None
         self.training_started: float | None = None
+        self.measured_at: float | None = None
+        self._stop = threading.Event()
+        self._beat: threading.Thread | None = None
         self.status = "training"
         self.task = progress.add_task(
             label, total=None, step="", status="loading data and building the model"
@@ -85,25 +93,57 @@ class RunBar:
         else:
             self._epoch(update)
 
+    def _heartbeat(self) -> None:
+        """Until the first batch is measured, a line every HEARTBEAT_SECONDS: a heavy model's
+        first batch (p4-resnet18 at 64 px: 9.6 GMACs an image) can take minutes on a CPU."""
+        started = time.time()
+        while not self._stop.wait(HEARTBEAT_SECONDS):
+            if self.measured_at is not None:
+                return
+            self._say(
+                f"still on the first training batch after {human_duration(time.time() - started)}"
+                " (the speed and ETA follow once it is done)"
+            )
+
+    def close(self) -> None:
+        self._stop.set()
+
     def _training(self, update: Any) -> None:
         if self.planned is None or update.images == 0:
             self.planned = update.planned
             self.training_started = time.time()
             self.epochs = update.epochs
+            self.measured_at = None
+            if self._beat is None:
+                self._beat = threading.Thread(target=self._heartbeat, daemon=True)
+                self._beat.start()
             self._say(
                 f"training {update.epochs} epoch{'s' * (update.epochs != 1)} x "
                 f"{update.planned // update.epochs:,} "
                 f"images = {update.planned:,} images planned"
             )
+        speed = update.images / update.seconds if update.images and update.seconds > 0 else None
+        status = self.status if speed is None else f"{self.status} {speed:,.1f} img/s"
         self.progress.update(
             self.task,
             completed=update.images,
             total=update.planned,
             step=f"epoch {update.epoch}/{update.epochs}",
-            status=self.status,
+            status=status,
         )
+        # The first measured speed is said at once (a heavy model's first epoch can take
+        # minutes of silence otherwise), then without a terminal every MEASURE_EVERY s.
+        now = time.time()
+        due = self.measured_at is None or (
+            not errors.is_terminal and now - self.measured_at >= MEASURE_EVERY_SECONDS
+        )
+        if speed is not None and due:
+            self.measured_at = now
+            eta = update.eta_seconds() or 0.0
+            self._say(f"{update}, {speed:,.1f} img/s, eta {human_duration(eta)} for training")
 
     def _epoch(self, update: Any) -> None:
+        self._stop.set()
         status = self.status = f"loss {update.train_loss:.4f}  val AUC {update.val_auc:.3f}"
         done = self.planned * update.epoch // update.epochs if self.planned else update.epoch
         self.progress.update(

@@ -219,7 +219,10 @@ def _run(benchmark: Benchmark, given: dict[str, Any]) -> None:
         try:
             with claim, run_progress() as progress:
                 bar = RunBar(progress, label, config.train.epochs)
-                record, path = run_benchmark(config, on_progress=bar)
+                try:
+                    record, path = run_benchmark(config, on_progress=bar)
+                finally:
+                    bar.close()
         except BaseException as error:
             if new_folder:  # a failed or interrupted first run leaves no empty folder behind
                 _remove_empty_tree(results)

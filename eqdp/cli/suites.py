@@ -195,6 +195,7 @@ def _inline(pending: list, settings: Any):
             state["progress"] = run_progress().__enter__()
             state["bar"] = RunBar(state["progress"], describe(config), config.train.epochs)
         elif isinstance(update, tuple):
+            state["bar"].close()
             state.pop("progress").__exit__(None, None, None)
             done_line(describe(config), *update)
         else:
@@ -204,4 +205,5 @@ def _inline(pending: list, settings: Any):
         return execute(pending, settings, Path("."), observer=observer)
     finally:
         if state.get("progress") is not None:
+            state["bar"].close()
             state["progress"].__exit__(None, None, None)
