@@ -38,11 +38,13 @@ timeout "$seconds" python3 scripts/cuda_check.py --device "$device" --suite-data
   > "$out/cuda_check.txt" 2>&1 &
 check=$!
 timeout 90 python3 benchmarks/speed/train_throughput.py --device "$device" --steps 40 \
+  ${EQDP_THROUGHPUT_MODELS:+--models "$EQDP_THROUGHPUT_MODELS"} \
   2>&1 | grep -v Warning | tee "$out/train_throughput.txt"
 log "throughput done"
 
 left=$(( seconds - ($(date +%s) - start) - 45 ))  # 45 s for the tarballs
 budget=$(( left - 60 ))  # no run starts in the last minute of the window
+if [ "$budget" -le 0 ]; then log "no time left for the campaign"; budget=1; fi
 log "campaign: budget ${budget}s, hard stop ${left}s"
 timeout --signal=TERM "$left" python3 -m eqdp campaign --device "$device" --time-budget "$budget" \
   ${workers:+--workers "$workers"} > "$out/campaign-run.log" 2>&1
