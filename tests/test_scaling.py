@@ -228,6 +228,8 @@ def test_fit_files_readme_block_and_plot_from_records(scaling_data, tmp_path) ->
                                        "--out", str(out)])  # fmt: skip
     assert plotted.exit_code == 0, plotted.output
     assert out.stat().st_size > 10_000
+    width = int.from_bytes(out.read_bytes()[16:20], "big")  # the PNG header's width
+    assert width <= 1200, "three panels to a row, readable at a README's width"
     wrong = CliRunner().invoke(app, ["plot", "scaling", "--results-dir", str(results),
                                      "--metric", "acc", "--out", str(out)])  # fmt: skip
     assert wrong.exit_code == 2 and "loss" in wrong.output

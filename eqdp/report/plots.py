@@ -91,22 +91,37 @@ def plot_records(
     axes = figure.subplots(rows, columns, squeeze=False).flatten()
     lines = sorted({line for _, line in points})
     colours = {line: f"C{index % 10}" for index, line in enumerate(lines)}
+    # Models with the same curve (a constant predictor's flat line) coincide: a marker and
+    # dash pattern of their own keep every one of them visible.
+    markers = {line: "osD^vPX*"[index % 8] for index, line in enumerate(lines)}
+    dashes = {line: ("-", "--", "-.", ":")[index % 4] for index, line in enumerate(lines)}
     for ax, panel in zip(axes, panels, strict=False):
+        curves: dict[tuple, list[str]] = {}  # identical curves, to name them together
         for line in lines:
             by_x = points.get((panel, line))
             if not by_x:
                 continue
+            curve = tuple((x, round(mean_std(v)[0], 6)) for x, v in sorted(by_x.items(),
+                          key=lambda item: (item[0] is None, item[0] or 0)))  # fmt: skip
+            curves.setdefault(curve, []).append(line)
             colour = colours[line]
             xs = sorted(x for x in by_x if x is not None)
             if xs:
                 stats = np.array([mean_std(by_x[x]) for x in xs])
-                ax.plot(xs, stats[:, 0], marker="o", ms=3, color=colour, label=line)
+                ax.plot(xs, stats[:, 0], marker=markers[line], ms=4, ls=dashes[line],
+                        color=colour, label=line, mfc="none")  # fmt: skip
                 low, high = stats[:, 0] - stats[:, 1], stats[:, 0] + stats[:, 1]
                 ax.fill_between(xs, low, high, color=colour, alpha=0.2, lw=0)
             if None in by_x:
                 # Dashed in the line's colour; labelled only when there is no line.
                 label = None if xs else f"{line} (reference)"
                 ax.axhline(mean_std(by_x[None])[0], color=colour, ls="--", lw=1, label=label)
+        for curve, same in curves.items():
+            if len(same) > 1:  # drawn on top of each other: only the last would show
+                x, y = next(((x, y) for x, y in curve if x is not None), (None, curve[0][1]))
+                ax.annotate(f"same curve: {', '.join(same)}", (0.02, y), xycoords=(
+                    "axes fraction", "data"), xytext=(0, 4), textcoords="offset points",
+                    fontsize="x-small")  # fmt: skip
         if spec.log_x:
             ax.set_xscale("log")
             ax.minorticks_off()
@@ -120,9 +135,15 @@ def plot_records(
         ax.set_xlabel(spec.x_label)
         ax.set_ylabel(f"test {metric.upper()}")
         ax.grid(alpha=0.3)
-        ax.legend(fontsize="small")
     for ax in axes[len(panels) :]:
         ax.set_visible(False)
+    # One legend for every panel, below them: inside a panel it covered the data.
+    legend = {}
+    for ax in axes:
+        handles, labels = ax.get_legend_handles_labels()
+        legend.update(zip(labels, handles, strict=True))
+    figure.legend(legend.values(), legend.keys(), loc="outside lower center",
+                  ncol=min(len(legend), 6), fontsize="small")  # fmt: skip
     if spec.reference is not None:
         figure.suptitle(f"dashed: {spec.reference}; band: ± std over seeds", fontsize="small")
     elif any(r.get("low_data", {}).get("from_benchmark") for r in chosen):

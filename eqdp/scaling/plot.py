@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 from matplotlib.ticker import FuncFormatter
 
 from eqdp.errors import EqdpError
@@ -21,6 +22,7 @@ from eqdp.scaling.laws import AXIS_ORDER, TARGETS, fit_series, frontier, scaling
 from eqdp.scaling.report import AXIS_X_LABEL, family_order
 
 BAND_RESAMPLES = 100
+PANELS_PER_ROW = 3
 Y_LABELS = {"loss": "validation loss", "1-auc": "validation 1 - AUC"}
 
 
@@ -41,43 +43,49 @@ def draw_scaling(
     columns = [*axes_present, "compute"]
     families = sorted({s.model for s in all_series}, key=family_order)
     colours = {family: f"C{i}" for i, family in enumerate(families)}
-    figure = Figure(figsize=(3.6 * len(columns), 3.1 * len(rows)), layout="constrained")
-    grid = figure.subplots(len(rows), len(columns), squeeze=False)
+    # Only the panels with something in them (an axis a budget did not sweep is left out),
+    # three to a row: ten panels side by side were unreadable at a README's width.
+    panels = []
+    for name, epsilon in rows:
+        row_series = [s for s in all_series if (s.dataset, s.epsilon or 0.0) == (name, epsilon)]
+        for axis in columns:
+            if axis == "compute" or any(s.axis == axis for s in row_series):
+                panels.append((name, epsilon, axis, row_series))
+    width = min(PANELS_PER_ROW, len(panels))
+    height = math.ceil(len(panels) / width)
+    figure = Figure(figsize=(3.4 * width, 2.9 * height + 0.4), layout="constrained")
+    grid = figure.subplots(height, width, squeeze=False).flatten()
     with threadpool_limits(1):
-        for r, (name, epsilon) in enumerate(rows):
-            row_series = [s for s in all_series if (s.dataset, s.epsilon or 0.0) == (name, epsilon)]
+        for ax, (name, epsilon, axis, row_series) in zip(grid, panels, strict=False):
             budget = "non-private" if not epsilon else f"DP ε={epsilon:g}"
-            for c, axis in enumerate(columns):
-                ax = grid[r][c]
-                ax.set_xscale("log")
-                ax.set_yscale("log")
-                ax.grid(alpha=0.3, which="both")
-                # Sub-decade axes get minor labels; at 2 and 5 only, so they never overlap.
-                ax.xaxis.set_minor_formatter(FuncFormatter(_two_five))
-                ax.set_title(f"{name} · {budget} · {axis}", fontsize="small")
-                ax.set_xlabel("training FLOPs" if axis == "compute" else AXIS_X_LABEL[axis])
-                if c == 0:
-                    ax.set_ylabel(Y_LABELS[metric])
-                for family in families:
-                    chosen = [s for s in row_series if s.model == family]
-                    if axis == "compute":
-                        _frontier_panel(ax, chosen, metric, colours[family], family)
-                    else:
-                        for series in [s for s in chosen if s.axis == axis]:
-                            _sweep_panel(ax, series, metric, colours[family], resamples)
-                if ax.get_legend_handles_labels()[0]:
-                    ax.legend(fontsize="x-small")
-                else:  # an axis this budget did not sweep
-                    ax.cla()
-                    ax.set_axis_off()
-                    ax.text(0.5, 0.5, f"{axis}: not swept\n({budget})", ha="center",
-                            va="center", transform=ax.transAxes, fontsize="small")  # fmt: skip
+            ax.set_xscale("log")
+            ax.set_yscale("log")
+            ax.grid(alpha=0.3, which="both")
+            # Sub-decade axes get minor labels; at 2 and 5 only, so they never overlap.
+            ax.xaxis.set_minor_formatter(FuncFormatter(_two_five))
+            ax.set_title(f"{name} · {budget} · {axis}", fontsize="small")
+            ax.set_xlabel("training FLOPs" if axis == "compute" else AXIS_X_LABEL[axis])
+            ax.set_ylabel(Y_LABELS[metric])
+            for family in families:
+                chosen = [s for s in row_series if s.model == family]
+                if axis == "compute":
+                    _frontier_panel(ax, chosen, metric, colours[family], family)
+                else:
+                    for series in [s for s in chosen if s.axis == axis]:
+                        _sweep_panel(ax, series, metric, colours[family], resamples)
+            if ax.get_legend_handles_labels()[0]:
+                ax.legend(fontsize="x-small")
+    for ax in grid[len(panels) :]:
+        ax.set_visible(False)
+    families_legend = [Line2D([], [], color=colours[f], lw=1.5, label=f) for f in families]
+    figure.legend(handles=families_legend, loc="outside lower center", ncol=len(families),
+                  fontsize="small")  # fmt: skip
     figure.suptitle(
         "dots: runs; markers: mean ± std over seeds; line and band: fitted law, 95% bootstrap",
         fontsize="small",
     )
     out.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(out, dpi=130)
+    figure.savefig(out, dpi=110)
     return out
 
 
@@ -106,16 +114,25 @@ def _sweep_panel(ax, series, metric: str, colour: str, resamples: int) -> None:
         fit = fit_series(series, metric, "val", resamples=resamples)
     except DegenerateSweep:
         ax.errorbar(xs, means, stds, color=colour, marker="o", ms=3, lw=0.8, ls=":",
-                    elinewidth=0.8, label=f"{series.model}: no law")  # fmt: skip
+                    elinewidth=0.8, label="no law")  # fmt: skip
         return
     ax.errorbar(xs, means, stds, color=colour, marker="o", ms=3, ls="none", elinewidth=0.8)
     band = fit["band"]
     ax.fill_between(band["x"], band["low"], band["high"], color=colour, alpha=0.15, lw=0)
     grid = np.asarray(band["x"])
     curve = fit["E"] + fit["A"] * grid ** -fit["exponent"]
-    ax.plot(grid, curve, color=colour, lw=1.2,
-            label=f"{series.model}: exponent {fit['exponent']:.2f}"
-            + (f" (weak, R² {fit['r2']:.2f})" if fit["weak"] else ""))  # fmt: skip
+    ax.plot(grid, curve, color=colour, lw=1.2, label=_law_label(fit))
+
+
+def _law_label(fit: dict) -> str:
+    """The fitted exponent, and how weak the fit is; a negative R² (the law fits worse than
+    a constant) reads as that, not as a number that looks like a correlation."""
+    label = f"exponent {fit['exponent']:.2f}"
+    if not fit["weak"]:
+        return label
+    if fit["r2"] < 0:
+        return f"{label}, no better than a constant"
+    return f"{label}, weak (R² {fit['r2']:.2f})"
 
 
 def _frontier_panel(ax, chosen, metric: str, colour: str, family: str) -> None:
@@ -126,7 +143,7 @@ def _frontier_panel(ax, chosen, metric: str, colour: str, family: str) -> None:
     ax.scatter([c["train_flops"] for c in configs], [c["y"] for c in configs], s=8,
                color=colour, alpha=0.4, lw=0)  # fmt: skip
     front = result["frontier"]
-    label = f"{family} frontier"
+    label = "frontier"
     if result["fit"]:
         label += f": exponent {result['fit']['exponent']:.2f}"
     ax.plot([c["train_flops"] for c in front], [c["y"] for c in front], color=colour,
