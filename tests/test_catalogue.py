@@ -80,3 +80,22 @@ def test_listing_and_bad_input_answer_before_torch_is_imported(
     )
     assert "HEAVY []" in run.stdout, run.stdout + run.stderr
     assert not (tmp_path / "r").exists()
+
+
+def test_a_model_registered_at_run_time_passes_the_catalogue_check() -> None:
+    from torch import nn
+
+    from eqdp.catalogue.models import check_model
+    from eqdp.errors import EqdpError
+    from eqdp.models import MODELS, register_model
+
+    @register_model("tiny-test-model")
+    def tiny(in_channels: int, num_classes: int, *, dp: bool = False, image_size: int = 28):
+        return nn.Linear(in_channels * image_size**2, num_classes)
+
+    try:
+        check_model("tiny-test-model", {})  # the caller's own model: the registry checks it
+        with pytest.raises(EqdpError, match="unknown model 'tiny-test-modl'"):
+            check_model("tiny-test-modl", {})
+    finally:
+        MODELS._entries.pop("tiny-test-model")

@@ -13,6 +13,7 @@ options and size, so they are computed once into ``models.json`` next to this fi
 from __future__ import annotations
 
 import json
+import sys
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -51,6 +52,8 @@ def check_model(name: str, given: dict[str, Any]) -> None:
     unknown model, an option it does not have, a value its option's type does not take."""
     if name.endswith(".json"):
         return  # a spec file: its content is checked when it is read
+    if canonical_name(name) not in load_catalogue()["models"] and _registered_in_process(name):
+        return  # registered by the caller's own code (register_model): the registry checks it
     entry = model_entry(name)
     options = entry["options"]
     unknown = sorted(set(given) - set(options))
@@ -69,6 +72,13 @@ def check_attacks(names: list[str] | tuple[str, ...] | None) -> None:
     for name in names or ():
         if name not in known:
             raise unknown_choice("attack", name, known)
+
+
+def _registered_in_process(name: str) -> bool:
+    """A model registered at run time, where the registry is loaded already (importing it
+    here would cost what the catalogue saves)."""
+    registry = sys.modules.get("eqdp.models.registry")
+    return registry is not None and name in registry.MODELS
 
 
 def stored_counts(name: str, size: int) -> dict[str, Any] | None:
