@@ -54,7 +54,7 @@ def test_missing_directory(tmp_path: Path) -> None:
 
 def test_corrupt_file_is_reported(tmp_path: Path) -> None:
     (tmp_path / "breastmnist.npz").write_bytes(b"not a zip file")
-    with pytest.raises(EqdpError, match="cannot read"):
+    with pytest.raises(EqdpError, match="is not a complete .npz file"):
         load_dataset("breastmnist", 28, tmp_path, verify_md5=False)
 
 
