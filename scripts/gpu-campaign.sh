@@ -37,7 +37,7 @@ EOF
 timeout "$seconds" python3 scripts/cuda_check.py --device "$device" --suite-data "$EQDP_DATA_DIR" \
   > "$out/cuda_check.txt" 2>&1 &
 check=$!
-timeout 90 python3 benchmarks/speed/train_throughput.py --device "$device" --steps 40 \
+[ -z "${EQDP_SKIP_THROUGHPUT:-}" ] && timeout 90 python3 benchmarks/speed/train_throughput.py --device "$device" --steps 40 \
   ${EQDP_THROUGHPUT_MODELS:+--models "$EQDP_THROUGHPUT_MODELS"} \
   2>&1 | grep -v Warning | tee "$out/train_throughput.txt"
 log "throughput done"

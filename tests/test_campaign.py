@@ -103,3 +103,19 @@ def test_bad_campaign_files_name_the_problem(tmp_path: Path, content: str, messa
 
     with pytest.raises(EqdpError, match=re.escape(message)):
         campaign_suites(path)
+
+
+def test_local_workers_see_the_gpus_their_driver_sees(tmp_path: Path, monkeypatch) -> None:
+    """submitit hides every GPU from a local job unless told how many it may use: the
+    first campaign on a lent H200 failed every run with 'no CUDA GPU is visible'."""
+    import torch
+
+    from eqdp.suites.executors import submitit_executor
+    from eqdp.suites.file import ExecutorSettings
+
+    settings = ExecutorSettings(executor="local", workers=2)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    assert submitit_executor(settings, tmp_path, 1, 2).parameters["gpus_per_node"] == 1
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert submitit_executor(settings, tmp_path, 1, 2).parameters["gpus_per_node"] == 0

@@ -79,7 +79,11 @@ def fit(
             train_seconds += seconds
             images_seen += counted
             lr = float(strategy.optimizer.param_groups[0]["lr"])
-            schedule.step()
+            with warnings.catch_warnings():
+                # A replayed graph steps the optimizer without calling optimizer.step(),
+                # which the schedule counts; its "step() before optimizer.step()" is void.
+                warnings.filterwarnings("ignore", message=".*lr_scheduler.step.*optimizer.step")
+                schedule.step()
 
             evaluated = strategy.evaluation_model()
             val = evaluate_split(evaluated, data.val, data.task, train.eval_batch_size, precision)

@@ -169,13 +169,27 @@ def _terminate_as_interrupt() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
+def visible_gpu_count() -> int:
+    """GPUs this driver sees, so that its local workers see the same ones (0 without torch
+    imported or without CUDA: a CPU suite needs none)."""
+    torch = sys.modules.get("torch")
+    if torch is None or not torch.cuda.is_available():
+        return 0
+    return torch.cuda.device_count()
+
+
 def submitit_executor(settings: ExecutorSettings, folder: Path, threads: int, workers: int):
     import submitit
 
     folder.mkdir(parents=True, exist_ok=True)
     if settings.executor == "local":
         executor = submitit.LocalExecutor(folder=str(folder / "%j"))
-        executor.update_parameters(timeout_min=settings.time_min or LOCAL_TIME_MIN)
+        # submitit sets each local job's CUDA_VISIBLE_DEVICES to its first gpus_per_node
+        # GPUs, "" by default: without this, workers packed on one GPU would see none.
+        executor.update_parameters(
+            timeout_min=settings.time_min or LOCAL_TIME_MIN,
+            gpus_per_node=settings.gpus or visible_gpu_count(),
+        )
         return executor
     executor = submitit.AutoExecutor(folder=str(folder / "%j"), cluster="slurm")
     parameters: dict[str, Any] = {
