@@ -62,6 +62,7 @@ PROBE = (
         ["run", "dp", "-m", "cnn", "-d", "breastmnist", "--epsilon", "0"],
         ["run", "standard", "-m", "cnn", "-d", "breastmnist", "--data-dir", "/nonexistent"],
         ["suite", "SUITE", "--dry-run"],
+        ["suite", "SUITE", "--results-dir", "/proc/eqdp-results"],
     ],
 )
 def test_listing_and_bad_input_answer_before_torch_is_imported(
@@ -71,15 +72,21 @@ def test_listing_and_bad_input_answer_before_torch_is_imported(
     `info` with stored counts, and a run's argument errors must not wait for it."""
     if arguments[0] == "run":
         arguments = [*arguments, "--results-dir", str(tmp_path / "r"), "--device", "cpu"]
-    if arguments[0] == "suite":  # a suite naming an unknown dataset
+    if arguments[0] == "suite":  # a suite naming an unknown dataset, or writing under /proc
+        dry = "--dry-run" in arguments
         suite = tmp_path / "suite.toml"
-        suite.write_text('benchmark = "standard"\nmodels = ["cnn"]\n[datasets.catmnist]\n')
-        arguments = ["suite", str(suite), "--dry-run", "--results-dir", str(tmp_path / "r")]
+        dataset = "catmnist" if dry else "breastmnist"
+        suite.write_text(f'benchmark = "standard"\nmodels = ["cnn"]\n[datasets.{dataset}]\n')
+        results = str(tmp_path / "r") if dry else "/proc/eqdp-results"
+        arguments = ["suite", str(suite), "--results-dir", results, "--no-verify-md5"]
+        arguments += ["--dry-run"] if dry else []
     run = subprocess.run(
         [sys.executable, "-c", PROBE, *arguments], capture_output=True, text=True, cwd=ROOT
     )
     assert "HEAVY []" in run.stdout, run.stdout + run.stderr
     assert not (tmp_path / "r").exists()
+    if arguments[:2] not in (["list", "models"], ["info", "eq-nasnet"]):
+        assert "error:" in run.stderr, run.stdout + run.stderr  # refused, not merely light
 
 
 def test_a_model_registered_at_run_time_passes_the_catalogue_check() -> None:

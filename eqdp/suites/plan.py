@@ -222,6 +222,10 @@ def plan_suite(
     )
     for config in configs:  # before the seconds that importing torch and the models take
         precheck(config, runs_here=False)  # its workers check their device; check_ready below
+    if not Path(results).exists():  # nothing recorded yet: every run will need to write there
+        from eqdp.results.checkpoints import check_writable
+
+        check_writable(Path(results), "results")
 
     from eqdp.benchmarks.execute import check_ready, resolve_config
 
