@@ -103,3 +103,17 @@ def test_a_slow_first_batch_is_not_silence(monkeypatch: pytest.MonkeyPatch) -> N
     time.sleep(0.3)
     bar.close()
     assert "still on the first training batch after" in sink.getvalue()
+
+
+@pytest.mark.parametrize("what", ["models", "datasets", "benchmarks", "attacks"])
+def test_lists_at_80_columns_print_every_name_whole(
+    monkeypatch: pytest.MonkeyPatch, what: str
+) -> None:
+    from eqdp.catalogue.models import load_catalogue
+    from eqdp.cli import common
+
+    monkeypatch.setattr(common.console, "width", 80)
+    result = runner.invoke(app, ["list", what])
+    assert result.exit_code == 0 and "…" not in result.stdout, result.stdout
+    if what == "models":  # before: "e4-p4-resnet…", "efficientnet…"
+        assert all(name in result.stdout for name in load_catalogue()["models"])

@@ -8,6 +8,7 @@ import typer
 from rich.table import Table
 
 from eqdp.cli.common import app, console, guarded
+from eqdp.cli.tables import print_fitted
 from eqdp.errors import unknown_choice
 
 LIST_WHATS = ("models", "benchmarks", "datasets", "attacks")
@@ -24,15 +25,31 @@ def list_(
     def body() -> None:
         if what not in LIST_WHATS:
             raise unknown_choice("list", what, LIST_WHATS)
-        table = Table(title=f"eqdp {what}")
+        table = _Rows()
         {"models": _models, "benchmarks": _benchmarks, "datasets": _datasets,
          "attacks": _attacks}[what](table)  # fmt: skip
-        console.print(table)
+        # The first column is the name to type (a model, dataset, ...): never cut.
+        print_fitted(console, f"eqdp {what}", table.header, table.rows,
+                     identifiers=table.header[:1], drop_order=("family", "norm"))  # fmt: skip
 
     guarded(body)
 
 
-def _models(table: Table) -> None:
+class _Rows:
+    """Columns and rows as the listing functions add them, printed by ``print_fitted``."""
+
+    def __init__(self) -> None:
+        self.header: list[str] = []
+        self.rows: list[list[str]] = []
+
+    def add_column(self, name: str) -> None:
+        self.header.append(name)
+
+    def add_row(self, *cells: str) -> None:
+        self.rows.append(list(cells))
+
+
+def _models(table: _Rows) -> None:
     from eqdp.catalogue.models import load_catalogue, stored_counts
     from eqdp.results.leaderboard import human_count
 
@@ -60,7 +77,7 @@ def _models(table: Table) -> None:
         )
 
 
-def _benchmarks(table: Table) -> None:
+def _benchmarks(table: _Rows) -> None:
     from eqdp.benchmarks import BENCHMARKS
     from eqdp.config.fields import option_specs
 
@@ -72,7 +89,7 @@ def _benchmarks(table: Table) -> None:
         table.add_row(name, options, benchmark.description)
 
 
-def _datasets(table: Table) -> None:
+def _datasets(table: _Rows) -> None:
     from eqdp.data.catalog import FLAGS_2D, SIZES, dataset_info
 
     for column in ("dataset", "task", "channels", "classes", "train/val/test", "sizes"):
@@ -90,7 +107,7 @@ def _datasets(table: Table) -> None:
         )
 
 
-def _attacks(table: Table) -> None:
+def _attacks(table: _Rows) -> None:
     from eqdp.attacks import ATTACKS, DEFAULT_EPS
 
     for column in ("attack", "norm", "default budgets", "in default set", "description"):
