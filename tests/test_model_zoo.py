@@ -153,9 +153,10 @@ def test_e4_layer_is_equivariant_on_regular_fields(group: str) -> None:
 def test_e4_options_are_checked() -> None:
     with pytest.raises(EqdpError, match="slice_channels=3 must divide"):
         eqdp.create_model("e4-p4-resnet18", 1, 2, width=16, slice_channels=3)
-    with pytest.raises(EqdpError, match="reduction must be > 0"):
+    # Type and range come from the builder's signature, checked before building.
+    with pytest.raises(EqdpError, match=r"option reduction=0 is not valid: .* a number > 0"):
         eqdp.create_model("e4-p4-resnet18", 1, 2, width=16, reduction=0)
-    with pytest.raises(EqdpError, match="model 'p4-resnet18': dropout probability has to be"):
+    with pytest.raises(EqdpError, match=r"'p4-resnet18' option dropout=2 .* in \[0, 1\)"):
         eqdp.create_model("p4-resnet18", 1, 2, width=16, dropout=2)
 
 
