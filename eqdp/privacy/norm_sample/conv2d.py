@@ -36,8 +36,6 @@ def _per_group_sizes(layer: nn.Conv2d) -> tuple[int, int]:
 def conv2d_prefers_ghost(
     layer: nn.Conv2d, activations: torch.Tensor, backprops: torch.Tensor
 ) -> bool:
-    if not _ghost_capable(layer):
-        return False
     patch, outputs = _per_group_sizes(layer)
     positions = backprops.shape[-2] * backprops.shape[-1]
     return positions * (patch + outputs) < patch * outputs
@@ -99,6 +97,7 @@ CONV2D = register_norm_sampler(
     NormSampler(
         per_sample=conv2d_per_sample,
         ghost_squared_norms=conv2d_ghost_squared_norms,
+        ghost_applies=_ghost_capable,
         prefers_ghost=conv2d_prefers_ghost,
         weighted_sum=conv2d_weighted_sum,
     ),

@@ -1,10 +1,11 @@
 """The model wrapper of norm-only clipping: one forward, one backward, no per-example model copy.
 
 ``NormSampleModule(model)`` runs the forward pass with every trainable parameter
-marked as not needing a gradient and the input marked as needing one, so the
-backward pass computes only the gradients with respect to activations (what
-backpropagation needs anyway) and no batch weight gradient that would be thrown
-away. A forward hook keeps each parameterised layer's input, a hook on its output
+marked as not needing a gradient (the first layer's output joins the graph by
+adding a zero leaf that needs one), so the backward pass computes only the
+gradients with respect to activations (what backpropagation needs anyway): no
+batch weight gradient that would be thrown away, no gradient of the images. A
+forward hook keeps each parameterised layer's input, a hook on its output
 receives the output gradient, and the layer's rule (``eqdp.privacy.norm_sample``)
 turns the pair into that layer's per-example squared gradient norms. The DP
 optimizer (``NormOnlyDPOptimizer``) then asks for the per-example norms and for
@@ -16,10 +17,10 @@ What makes this exact, and is checked (an error, never a silent approximation):
   alone, so a parameter's per-example gradient is that one layer's;
 * the input a layer saw is not modified in place before its output gradient
   arrives (tensor version counters);
-* Opacus' ``loss_reduction="mean"`` convention: output gradients are scaled by the
-  number of rows, and an example's ``views`` consecutive rows (augmentation
-  multiplicity) are averaged, exactly as ``average_over_views`` does to per-sample
-  gradients.
+* Opacus' ``loss_reduction="mean"`` convention: per-example gradients are those of
+  the batch-mean loss times the number of rows, and an example's ``views``
+  consecutive rows (augmentation multiplicity) are averaged, exactly as
+  ``average_over_views`` does to per-sample gradients.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ import torch
 from torch import nn
 
 from eqdp.errors import EqdpError
-from eqdp.privacy.norm_sample.rules import Gradients, NormSampler, norm_sampler_for
+from eqdp.privacy.norm_sample.rules import Gradients, NormSampler, norm_sampler_for, takes_ghost
 
 
 @dataclass
@@ -82,6 +83,7 @@ class NormSampleModule(nn.Module):
             raise ValueError(f"unknown route {route!r}; valid: {', '.join(ROUTES)}")
         self._module = model
         self.views, self.route = views, route
+        self.scale: float | None = None  # rows / views of the pass being clipped
         self.layers = dict(parameterised_layers(model))
         self.trainable = [p for p in model.parameters() if p.requires_grad]
         self.calls: dict[nn.Module, LayerCall] = {}
@@ -103,15 +105,17 @@ class NormSampleModule(nn.Module):
         try:
             # Autograd then computes only activation gradients; each layer's weight
             # gradient comes from its rule (the clipped sum), none is thrown away.
-            return self._module(x.detach().requires_grad_(True))
+            return self._module(x)
         finally:
             self.capturing = False
             for parameter in self.trainable:
                 parameter.requires_grad_(True)
 
-    def _capture(self, layer: nn.Module, inputs: tuple, output: torch.Tensor) -> None:
+    def _capture(
+        self, layer: nn.Module, inputs: tuple, output: torch.Tensor
+    ) -> torch.Tensor | None:
         if not self.capturing:
-            return
+            return None
         if layer in self.calls:
             raise EqdpError(
                 f"{type(layer).__name__} ran twice in one forward pass: --clipping ghost needs "
@@ -119,8 +123,15 @@ class NormSampleModule(nn.Module):
             )
         activations = inputs[0].detach()
         self.calls[layer] = LayerCall(activations, activations._version)
-        if output.requires_grad:
+        if not output.requires_grad:
+            # The first layer (its input needs no gradient and, here, neither do its
+            # parameters): adding a zero leaf that needs one puts its output in the graph,
+            # so its output gradient arrives and the backward pass stops at the leaf
+            # instead of computing the gradient of the images.
+            output = output + output.new_zeros(()).requires_grad_()
+        if output.requires_grad:  # not under no_grad: there its gradient is zero
             output.register_hook(functools.partial(self._on_output_gradient, layer))
+        return output
 
     def _on_output_gradient(self, layer: nn.Module, gradient: torch.Tensor) -> None:
         call = self.calls[layer]
@@ -143,8 +154,14 @@ class NormSampleModule(nn.Module):
         dtype = next(p.dtype for p in layer.parameters(recurse=False) if p.requires_grad)
         activations = activations.to(dtype)
         # Opacus' mean-loss convention (backprops times the rows), then the mean over an
-        # example's views: the example's gradient is the sum over its rows of this.
-        backprops = gradient.to(dtype) * (rows / views)
+        # example's views: the example's gradient is the sum over its rows' gradients
+        # times rows / views. Norms and clipped sums are linear in the output gradient,
+        # so that scale is applied to them at the end, not to every layer's gradient.
+        scale = rows / views
+        if self.scale is not None and scale != self.scale:
+            raise EqdpError(f"layers saw {rows} and {self.scale * views:g} rows in one pass")
+        self.scale = scale
+        backprops = gradient.to(dtype)
         sampler = self.layers[layer]
         call.activations = None
         if n == 0:
@@ -152,7 +169,7 @@ class NormSampleModule(nn.Module):
             trainable = [p for p in layer.parameters(recurse=False) if p.requires_grad]
             call.per_example = {p: p.new_zeros((0, *p.shape)) for p in trainable}
             return
-        ghost = sampler.ghost_squared_norms is not None and (
+        ghost = takes_ghost(sampler, layer) and (
             self.route == "ghost"
             or (self.route == "cheaper" and sampler.prefers_ghost(layer, activations, backprops))
         )
@@ -167,7 +184,10 @@ class NormSampleModule(nn.Module):
             }
             call.squared_norms = sum(g.reshape(n, -1).square().sum(1) for g in per_example.values())
             kept = sum(g.numel() for g in per_example.values())
-            inputs_smaller = kept > activations.numel() + backprops.numel()  # kept until the step
+            # Keeping them saves recomputing the layer's weight gradient; holding the
+            # layer's input and output gradient instead saves memory where they are
+            # less than half as large.
+            inputs_smaller = kept > 2 * (activations.numel() + backprops.numel())
             if sampler.weighted_sum is not None and (
                 self.route == "instantiate-norm" or (self.route == "cheaper" and inputs_smaller)
             ):
@@ -188,11 +208,12 @@ class NormSampleModule(nn.Module):
         sizes = {len(s) for s in measured}
         if len(sizes) > 1:
             raise EqdpError(f"layers disagree on the number of examples: {sorted(sizes)}")
-        return torch.stack(measured).sum(0).sqrt()
+        return torch.stack(measured).sum(0).sqrt() * self.scale
 
     def clipped_sum(self, factors: torch.Tensor) -> Gradients:
         """``sum_i factors_i g_i`` per trainable parameter (absent: a zero gradient)."""
         sums: Gradients = {}
+        factors = factors * self.scale
         for layer, call in self.calls.items():
             if call.per_example is not None:
                 for parameter, per_example in call.per_example.items():
@@ -208,7 +229,7 @@ class NormSampleModule(nn.Module):
         return sums
 
     def clear(self) -> None:
-        self.calls = {}
+        self.calls, self.scale = {}, None
 
     def remove_hooks(self) -> None:
         """Detach from the model (as Opacus' ``GradSampleModule.remove_hooks``)."""

@@ -3,8 +3,8 @@
 Shapes: ``activations`` is the layer's input and ``backprops`` the gradient of
 the loss with respect to its output, both with one row per forward row (an
 example's ``views`` augmented copies are consecutive rows, and the example's
-gradient is the sum over them; the caller has already scaled ``backprops`` so
-that this sum is the per-example gradient DP-SGD clips).
+gradient is the sum over them, up to the one scale of Opacus' mean-loss convention
+that ``NormSampleModule`` applies to the results).
 """
 
 from __future__ import annotations
@@ -30,6 +30,8 @@ class NormSampler:
         example's squared gradient norm over all the layer's trainable parameters,
         without forming per-example gradients; None where instantiation is always
         the cheaper route.
+    ghost_applies: ``layer -> bool``, whether ``ghost_squared_norms`` is exact for this
+        layer (e.g. zero padding); None: always.
     prefers_ghost: ``(layer, activations, backprops) -> bool``, whether the ghost
         norm costs less than instantiation for this call's shapes.
     weighted_sum: ``(layer, activations, weighted_backprops) -> gradients``: the
@@ -42,11 +44,19 @@ class NormSampler:
     ghost_squared_norms: (
         Callable[[nn.Module, torch.Tensor, torch.Tensor, int], torch.Tensor] | None
     ) = None
+    ghost_applies: Callable[[nn.Module], bool] | None = None
     prefers_ghost: Callable[[nn.Module, torch.Tensor, torch.Tensor], bool] | None = None
     weighted_sum: Callable[[nn.Module, torch.Tensor, torch.Tensor], Gradients] | None = None
 
 
 NORM_SAMPLERS: dict[type[nn.Module], NormSampler] = {}
+
+
+def takes_ghost(sampler: NormSampler, layer: nn.Module) -> bool:
+    """Whether the layer has an exact ghost norm."""
+    if sampler.ghost_squared_norms is None:
+        return False
+    return sampler.ghost_applies is None or sampler.ghost_applies(layer)
 
 
 def register_norm_sampler(kind: type[nn.Module], sampler: NormSampler) -> NormSampler:
