@@ -76,3 +76,17 @@ def test_regenerating_pages_refuses_duplicate_records(tmp_path: Path) -> None:
     readme.write_text("# R\n")
     with pytest.raises(EqdpError, match="two records of one run"):
         update_pages(readme, tmp_path / "results", check=True)
+
+
+def test_a_dirty_checkout_may_not_write_committed_records(monkeypatch, tmp_path) -> None:
+    from eqdp.errors import EqdpError
+    from eqdp.results import environment, provenance
+
+    monkeypatch.setattr(environment, "git_dirty", lambda: True)
+    with pytest.raises(EqdpError, match="committed records come from committed code"):
+        provenance.refuse_dirty_code_for_committed_results(
+            {str(provenance.COMMITTED_RESULTS / "tuning")}
+        )
+    provenance.refuse_dirty_code_for_committed_results({str(tmp_path)})  # elsewhere: allowed
+    monkeypatch.setattr(environment, "git_dirty", lambda: False)
+    provenance.refuse_dirty_code_for_committed_results({str(provenance.COMMITTED_RESULTS)})

@@ -18,6 +18,25 @@ from pathlib import Path
 
 from eqdp.results.identity import run_key
 
+# The repository's committed records (with results/tuning inside it).
+COMMITTED_RESULTS = Path(__file__).resolve().parents[2] / "results"
+
+
+def refuse_dirty_code_for_committed_results(results_dirs: set[str | None]) -> None:
+    """Committed records come from committed code: a suite that would write into this
+    checkout's ``results/`` refuses to start while eqdp's code has uncommitted changes."""
+    targets = [Path(d).resolve() for d in results_dirs if d]
+    if not any(t == COMMITTED_RESULTS or COMMITTED_RESULTS in t.parents for t in targets):
+        return
+    from eqdp.errors import EqdpError
+    from eqdp.results.environment import git_dirty
+
+    if git_dirty():
+        raise EqdpError(
+            f"eqdp's code has uncommitted changes and this suite writes into {COMMITTED_RESULTS}: "
+            "committed records come from committed code; commit first, or pass --results-dir"
+        )
+
 
 def is_dirty(record: dict) -> bool:
     return (record.get("env") or {}).get("git_dirty") is True

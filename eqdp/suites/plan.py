@@ -239,6 +239,10 @@ def plan_suite(
         (plan.finished if key in done else plan.pending).append(config)
     for config in plan.pending:  # only runs that will run need checkpoints and writable folders
         check_ready(config)
+    if plan.pending:
+        from eqdp.results.provenance import refuse_dirty_code_for_committed_results
+
+        refuse_dirty_code_for_committed_results({c.results_dir for c in plan.pending})
     return plan
 
 
