@@ -10,7 +10,14 @@ import pytest
 from eqdp.benchmarks.execute import run_benchmark
 from eqdp.config.run import RunConfig
 from eqdp.config.train import TrainConfig
-from eqdp.privacy.audit import count_correct, epsilon_lower_bound, p_value
+from eqdp.privacy.audit import (
+    audit_cap,
+    cap_table,
+    count_correct,
+    default_guesses,
+    epsilon_lower_bound,
+    p_value,
+)
 
 
 def test_perfect_guesses_give_the_binomial_bound() -> None:
@@ -27,6 +34,49 @@ def test_chance_level_guesses_reject_nothing() -> None:
 def test_delta_makes_the_bound_smaller() -> None:
     assert epsilon_lower_bound(1000, 100, 95, 1e-3) < epsilon_lower_bound(1000, 100, 95, 0.0)
     assert p_value(1000, 100, 95, 2.0, 1e-3) > p_value(1000, 100, 95, 2.0, 0.0)
+
+
+def reference_p_value(m: int, r: int, v: int, eps: float, delta: float) -> float:
+    """Steinke et al.'s reference loop (p_value_DP_audit), term by term."""
+    from scipy import stats
+
+    q = 1 / (1 + math.exp(-eps))
+    beta = stats.binom.sf(v - 1, r, q)
+    alpha, total = 0.0, 0.0
+    for i in range(1, v + 1):
+        total += stats.binom.pmf(v - i, r, q)
+        alpha = max(alpha, total / i)
+    return min(1.0, beta + alpha * delta * 2 * m)
+
+
+@pytest.mark.parametrize(
+    ("m", "r", "v", "eps", "delta"),
+    [(1000, 100, 100, 3.0, 1e-5), (1000, 200, 180, 1.5, 1e-5), (50, 50, 30, 0.5, 1e-3),
+     (20000, 5000, 4990, 6.0, 1e-5), (10, 4, 0, 1.0, 0.0)],
+)  # fmt: skip
+def test_p_value_is_the_papers(m: int, r: int, v: int, eps: float, delta: float) -> None:
+    assert p_value(m, r, v, eps, delta) == pytest.approx(reference_p_value(m, r, v, eps, delta))
+
+
+def test_the_bound_grows_with_correct_guesses_and_shrinks_with_canaries() -> None:
+    bounds = [epsilon_lower_bound(1000, 200, v, 1e-5) for v in range(150, 201, 10)]
+    assert bounds == sorted(bounds) and bounds[0] < bounds[-1]
+    caps = [audit_cap(m, 1000, 1e-5) for m in (1000, 5000, 20000, 50000)]
+    assert caps == sorted(caps, reverse=True)  # the 2 m delta term
+
+
+def test_cap_table_matches_the_documented_numbers() -> None:
+    # The table in eqdp/privacy/audit.py's comment, and the thresholds the suite relies on.
+    rows = cap_table((1000, 20000), (100, 200, 1000, 20000))
+    assert [round(c, 2) if c is not None else None for c in rows[0]] == [3.47, 4.17, 5.78, None]
+    assert [round(c, 2) for c in rows[1]] == [2.85, 3.57, 5.2, 8.2]
+    assert audit_cap(1000, 169, 1e-5) < 4 < audit_cap(1000, 170, 1e-5)
+    assert audit_cap(12976, 12976, 1e-5) < 8 < audit_cap(12977, 12977, 1e-5)
+
+
+def test_default_guesses_let_a_leak_exceed_four() -> None:
+    assert default_guesses(1000) == 200 and audit_cap(1000, 200, 1e-5) > 4
+    assert default_guesses(2) == 2 and default_guesses(7) == 2
 
 
 def test_guesses_take_the_top_and_bottom_scores() -> None:
@@ -55,7 +105,7 @@ def test_audit_without_noise_finds_the_leak(synthetic_dir: Path, tmp_path: Path)
     audit = record["privacy"]["audit"]
     assert audit["steps"] == record["privacy"]["steps"] == 8
     assert audit["canaries"] == 1000 and len(audit["coins"]) == 1000
-    assert audit["guesses"] == 100 and audit["correct"] >= 95
+    assert audit["guesses"] == 200 and audit["correct"] >= 190
     assert audit["epsilon_lower"] > 2.0
 
 

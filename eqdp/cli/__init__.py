@@ -15,6 +15,7 @@ from eqdp.cli import scaling  # noqa: F401
 from eqdp.cli import catalogue  # noqa: F401
 from eqdp.cli import reports  # noqa: F401
 from eqdp.cli import reproducing  # noqa: F401
+from eqdp.cli import privacy  # noqa: F401
 from eqdp.cli.common import app, one_line_summaries
 from eqdp.runtime import apply_environment
 

@@ -21,12 +21,12 @@ unchanged: each canary is one more record, sampled at rate q with sensitivity C.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import torch
-from scipy import stats
+from scipy import special, stats
 
 from eqdp.errors import EqdpError
 
@@ -36,18 +36,22 @@ METHOD = "steinke-nasr-jagielski-2023/gradient-canaries"
 def p_value(m: int, guesses: int, correct: int, epsilon: float, delta: float) -> float:
     """P[at least ``correct`` of ``guesses`` guesses are right] under (epsilon, delta)-DP.
 
-    Pure DP part: the tail of Binomial(guesses, e^eps / (1 + e^eps)). Delta part: the
-    largest mean of the binomial's probabilities over the ``i`` values just below
-    ``correct``, times ``2 m delta`` (the bound of the paper's appendix).
+    Exactly the (epsilon, delta) bound of Steinke et al. 2023 as their reference code
+    computes it (``p_value_DP_audit``): with W ~ Binomial(guesses, e^eps / (1 + e^eps)),
+    ``P[W >= correct] + 2 m delta * max_{1 <= i <= correct} P[correct - i <= W < correct] / i``.
     """
     if not 0 <= correct <= guesses <= m:
         raise ValueError(f"need 0 <= correct <= guesses <= m, got {correct}, {guesses}, {m}")
-    q = 1.0 / (1.0 + math.exp(-epsilon)) if math.isfinite(epsilon) else 1.0
+    if epsilon < 0 or not 0 <= delta <= 1:
+        raise ValueError(f"need epsilon >= 0 and 0 <= delta <= 1, got {epsilon}, {delta}")
+    q = float(special.expit(epsilon))  # accuracy of epsilon-DP randomised response
     tail = float(stats.binom.sf(correct - 1, guesses, q))
-    worst_mean, below = 0.0, 0.0
-    for i in range(1, correct + 1):
-        below += float(stats.binom.pmf(correct - i, guesses, q))
-        worst_mean = max(worst_mean, below / i)
+    if correct == 0:
+        return min(1.0, tail)
+    steps_down = np.arange(1, correct + 1)
+    # below[i - 1] = P[correct - i <= W < correct], for i = 1 .. correct.
+    below = np.cumsum(stats.binom.pmf(correct - steps_down, guesses, q))
+    worst_mean = float(np.max(below / steps_down))
     return min(1.0, tail + worst_mean * 2 * m * delta)
 
 
@@ -55,7 +59,10 @@ def epsilon_lower_bound(
     m: int, guesses: int, correct: int, delta: float, confidence: float = 0.95
 ) -> float:
     """Largest epsilon rejected at ``confidence``: every epsilon below it would make this
-    many correct guesses less likely than ``1 - confidence``. 0 when none is rejected."""
+    many correct guesses less likely than ``1 - confidence``. 0 when none is rejected.
+
+    Their ``get_eps_audit``: p_value grows with epsilon, so bisect its crossing of
+    ``1 - confidence`` (to 2^-60 of the bracket; their code stops at 2^-30)."""
     if not 0 < confidence < 1:
         raise ValueError(f"confidence must be in (0, 1), got {confidence}")
     alpha = 1 - confidence
@@ -66,13 +73,54 @@ def epsilon_lower_bound(
         low, high = high, 2 * high
         if high > 1e3:  # no finite epsilon survives: report the largest tested
             return low
-    for _ in range(60):  # p_value grows with epsilon: bisect its crossing of alpha
+    for _ in range(60):
         middle = (low + high) / 2
         if p_value(m, guesses, correct, middle, delta) <= alpha:
             low = middle
         else:
             high = middle
     return low
+
+
+def audit_cap(m: int, guesses: int, delta: float, confidence: float = 0.95) -> float:
+    """The most an audit of ``m`` canaries and ``guesses`` guesses can ever show: the
+    lower bound when every guess is right. A claimed epsilon above it cannot be refuted
+    by that audit, however much the mechanism leaks."""
+    return epsilon_lower_bound(m, guesses, guesses, delta, confidence)
+
+
+# audit_cap(m, k, delta=1e-5) at 95% (both suite datasets have delta = 1e-5); "-": k > m.
+# The cap exceeds 4 from k = 170 guesses (m = 1000), and 8 only from m = k = 12,977
+# (every canary guessed, every guess right). Delta's 2 m delta term is why more
+# canaries lower the cap at fixed k. Regenerate: eqdp audit-cap.
+#
+#     m \ k   100   200   500  1000  2000  5000 10000 20000
+#     1000   3.47  4.17  5.09  5.78     -     -     -     -
+#     2000   3.44  4.14  5.06  5.76  6.45     -     -     -
+#     5000   3.35  4.06  4.98  5.67  6.37  7.28     -     -
+#    10000   3.20  3.91  4.83  5.53  6.22  7.14  7.83     -
+#    20000   2.85  3.57  4.50  5.20  5.89  6.81  7.50  8.20
+#    50000   1.82  2.60  3.57  4.28  4.98  5.90  6.59  7.29
+CAP_CANARIES = (1000, 2000, 5000, 10000, 20000, 50000)
+CAP_GUESSES = (100, 200, 500, 1000, 2000, 5000, 10000, 20000)
+
+
+def cap_table(
+    canaries: Sequence[int] = CAP_CANARIES,
+    guesses: Sequence[int] = CAP_GUESSES,
+    delta: float = 1e-5,
+    confidence: float = 0.95,
+) -> list[list[float | None]]:
+    """``audit_cap`` for every (m, k), one row per m; None where k > m."""
+    return [
+        [audit_cap(m, k, delta, confidence) if k <= m else None for k in guesses] for m in canaries
+    ]
+
+
+def default_guesses(m: int) -> int:
+    """A fifth of the canaries, at least 2: 200 of 1000 caps at 4.17 (delta = 1e-5), so
+    a leaking mechanism can show epsilon > 4; the old tenth (100) capped at 3.47."""
+    return min(m, max(2, m // 5))
 
 
 def count_correct(
@@ -146,7 +194,7 @@ class GradientCanaries:
 
     def result(self, delta: float, confidence: float = 0.95, guesses: int | None = None) -> dict:
         """The record's ``privacy.audit`` block."""
-        guesses = guesses if guesses is not None else max(2, self.count // 10)
+        guesses = guesses if guesses is not None else default_guesses(self.count)
         top = guesses // 2
         made, correct = count_correct(
             self.scores.tolist(), self.included.tolist(), top, guesses - top
