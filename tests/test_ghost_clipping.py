@@ -236,3 +236,17 @@ def test_records_from_before_the_clipping_option_mean_instantiate(synthetic_dir:
     assert loaded["config"]["options"]["clipping"] == "instantiate"
     assert loaded["privacy"]["clipping_mode"] == "instantiate"
     assert loaded["key"] == record["key"] and loaded["label"] == record["label"]
+
+
+def test_norms_and_sums_run_without_tf32_and_restore_the_flags() -> None:
+    from eqdp.privacy.norm_sample.module import strict_float32
+
+    saved = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    try:
+        torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = True
+        with strict_float32():
+            assert not torch.backends.cudnn.allow_tf32
+            assert not torch.backends.cuda.matmul.allow_tf32
+        assert torch.backends.cudnn.allow_tf32 and torch.backends.cuda.matmul.allow_tf32
+    finally:
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved

@@ -53,19 +53,34 @@ class DPOptions:
         gt=0,
     )
     clipping: Literal["instantiate", "ghost"] = option(
-        "instantiate",
-        "How per-example gradients are clipped (both exact): instantiate holds every "
-        "per-example gradient (Opacus); ghost gets each example's norm layer by layer "
-        "(ghost norm or instantiate-and-discard, whichever is cheaper) and the clipped "
-        "sum from the same backward pass.",
+        "ghost",
+        "How per-example gradients are clipped (both exact): ghost gets each example's "
+        "norm layer by layer (ghost norm or instantiate-and-discard, whichever is cheaper) "
+        "and the clipped sum from the same backward pass; instantiate holds every "
+        "per-example gradient (Opacus' hooks).",
         key=False,
-    )
+    )  # ghost: faster and smaller on every model measured (benchmarks/speed/dp_overhead.cpu.txt)
     audit: int = option(
         0,
-        "Audit the run with N gradient canaries (one-run audit, Steinke et al. 2023): the "
+        "Audit the run with N canaries (one-run audit, Steinke et al. 2023): the "
         "record's privacy.audit holds an epsilon lower bound at 95% confidence; 0 = off.",
         label="audit={}",
         ge=0,
+    )
+    audit_kind: Literal["gradient", "input"] = option(
+        "gradient",
+        "Canaries of --audit: gradient (white-box: a gradient of norm C on one parameter, "
+        "added to the clipped sum at the run's rate, scored on every noisy step) or input "
+        "(black-box: noise images with balanced random labels added to the training set, "
+        "scored by the final model's log-odds of their label).",
+        label="{}-canaries",
+    )
+    audit_guesses: int | None = option(
+        None,
+        "Guesses of --audit: half 'in' on the highest scores, half 'out' on the lowest "
+        "[default: a fifth of the canaries]; see `eqdp audit-cap` for what k can show.",
+        label="guesses={}",
+        ge=2,
     )
     fraction: float | None = option(
         None,
@@ -94,6 +109,14 @@ class DPOptions:
     def _enough_canaries(self) -> DPOptions:
         if self.audit == 1:  # checked here, not after a whole training run
             raise ValueError("--audit 1: the audit guesses on at least 2 canaries; use 0 or >= 2")
+        if self.audit_guesses is not None and self.audit_guesses > self.audit:
+            raise ValueError(
+                f"--audit-guesses {self.audit_guesses}: more guesses than the {self.audit} "
+                "canaries of --audit"
+            )
+        if self.audit_kind == "input" and self.fraction is not None:
+            # Canaries would count towards the subset's epoch rule and class counts.
+            raise ValueError("--audit-kind input and --fraction together are not supported")
         return self
 
     @property
@@ -106,7 +129,12 @@ class DPOptions:
         return math.inf if self.epsilon is None else self.epsilon
 
     def resolved(self, n_train: int, logical_batch_size: int) -> DPOptions:
-        """Defaults that depend on the data filled in, and checked against it."""
+        """Defaults that depend on the data filled in, and checked against it.
+
+        Input canaries enlarge the training set by up to ``audit`` records: delta's rule
+        counts all of them (``eqdp.privacy.input_canaries``)."""
+        if self.audit and self.audit_kind == "input":
+            n_train += self.audit
         delta = default_delta(n_train) if self.delta is None else check_delta(self.delta, n_train)
         physical = self.physical_batch_size or min(logical_batch_size, 128)
         if physical > logical_batch_size:

@@ -25,7 +25,9 @@ What makes this exact, and is checked (an error, never a silent approximation):
 
 from __future__ import annotations
 
+import contextlib
 import functools
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
@@ -33,6 +35,22 @@ from torch import nn
 
 from eqdp.errors import EqdpError
 from eqdp.privacy.norm_sample.rules import Gradients, NormSampler, norm_sampler_for, takes_ghost
+
+
+@contextlib.contextmanager
+def strict_float32() -> Iterator[None]:
+    """No TF32 in CUDA matmuls and convolutions (no effect on CPU).
+
+    A ghost norm and the clipped sum reach an example's gradient through different
+    kernels; in full float32 they agree to rounding, as instantiation's norm and sum do,
+    where TF32's 10-bit products could let a clipped contribution exceed C by ~1e-3.
+    """
+    saved = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved
 
 
 @dataclass
@@ -141,7 +159,7 @@ class NormSampleModule(nn.Module):
                 f"the input of {type(layer).__name__} was modified in place after the layer "
                 "read it; --clipping ghost cannot use it (use --clipping instantiate)"
             )
-        with torch.no_grad():
+        with torch.no_grad(), strict_float32():
             self._measure(layer, call, activations, gradient.detach())
 
     def _measure(
@@ -212,8 +230,11 @@ class NormSampleModule(nn.Module):
 
     def clipped_sum(self, factors: torch.Tensor) -> Gradients:
         """``sum_i factors_i g_i`` per trainable parameter (absent: a zero gradient)."""
+        with torch.no_grad(), strict_float32():
+            return self._clipped_sum(factors * self.scale)
+
+    def _clipped_sum(self, factors: torch.Tensor) -> Gradients:
         sums: Gradients = {}
-        factors = factors * self.scale
         for layer, call in self.calls.items():
             if call.per_example is not None:
                 for parameter, per_example in call.per_example.items():
