@@ -124,6 +124,68 @@ def test_audit_changes_nothing_but_the_canary_coordinates(synthetic_dir: Path, t
     assert plain["privacy"]["epsilon"] == audited["privacy"]["epsilon"]
 
 
+def test_gradient_audit_records_its_kind_and_guesses(synthetic_dir: Path, tmp_path: Path):
+    config = audit_config(synthetic_dir, epsilon=8.0, audit=500, audit_guesses=250)
+    record, _ = run_benchmark(config, tmp_path)
+    audit = record["privacy"]["audit"]
+    assert record["config"]["options"]["audit_kind"] == "gradient"
+    assert audit["kind"] == "gradient" and audit["method"].endswith("gradient-canaries")
+    assert audit["guesses"] == 250 and audit["canaries"] == 500
+
+
+def input_audit_config(synthetic_dir: Path, **options) -> RunConfig:
+    config = audit_config(synthetic_dir, audit=40, audit_kind="input", **options)
+    return config.replace(train=TrainConfig(epochs=2, batch_size=32))
+
+
+def test_input_canaries_train_as_examples_and_leave_the_accounting_planned(
+    synthetic_dir: Path, tmp_path: Path
+) -> None:
+    record, _ = run_benchmark(input_audit_config(synthetic_dir, epsilon=4.0), tmp_path)
+    privacy, audit = record["privacy"], record["privacy"]["audit"]
+    assert record["config"]["options"]["audit_kind"] == "input"
+    assert audit["kind"] == "input" and audit["method"].endswith("input-canaries")
+    assert audit["canaries"] == 40 and len(audit["coins"]) == 40
+    assert audit["included"] == audit["coins"].count("1")
+    assert audit["guesses"] == 8  # a fifth of 40
+    assert 0 <= audit["correct"] <= 8 and 0 <= audit["epsilon_lower"] <= privacy["epsilon"]
+    # The included canaries are training examples; the schedule is planned for the
+    # coin-independent 64 + 40 // 2 = 84 examples: round(84 / 32) = 3 steps an epoch.
+    n_real = 64
+    assert audit["n_train_real"] == n_real and audit["planned_n_train"] == 84
+    assert privacy["n_train"] == record["data"]["n_train"] == n_real + audit["included"]
+    assert privacy["steps"] == 6 and privacy["sample_rate"] == pytest.approx(1 / 3)
+    assert privacy["expected_batch_size"] == pytest.approx(28.0)
+    assert privacy["epsilon"] <= 4.0
+    # The same (sigma, q, steps) whatever the coins: a plain run of 84 examples' schedule.
+    from eqdp.privacy.accounting import calibrate_noise
+
+    assert privacy["noise_multiplier"] == pytest.approx(
+        calibrate_noise(4.0, privacy["delta"], 1 / 3, 6, "prv")
+    )
+
+
+def test_input_canaries_are_found_when_nothing_hides_them(synthetic_dir: Path, tmp_path: Path):
+    # epsilon = inf: no clipping, no noise, and long enough (180 steps) to memorise the
+    # included noise images; the 5 lowest and 5 highest scores are then all guessed right
+    # (at 90 steps with lr 3e-3 they were not yet: 6 of 10).
+    config = input_audit_config(synthetic_dir, epsilon=math.inf, audit_guesses=10)
+    config = config.replace(train=TrainConfig(epochs=60, batch_size=32, lr=1e-2))
+    record, _ = run_benchmark(config, tmp_path)
+    audit = record["privacy"]["audit"]
+    assert record["privacy"]["epsilon"] is None
+    assert audit["correct"] == 10, audit
+    assert audit["epsilon_lower"] == pytest.approx(epsilon_lower_bound(40, 10, 10, 1e-5))
+
+
+def test_input_canaries_count_towards_delta() -> None:
+    from eqdp.privacy.options import DPOptions
+
+    options = DPOptions(epsilon=1.0, audit=2000, audit_kind="input")
+    assert options.resolved(9000, 128).delta == pytest.approx(1 / 110_000)
+    assert DPOptions(epsilon=1.0, audit=2000).resolved(9000, 128).delta == pytest.approx(1e-5)
+
+
 def test_one_canary_is_refused_before_training() -> None:
     from eqdp.config.fields import parse_config
     from eqdp.errors import EqdpError
@@ -131,3 +193,6 @@ def test_one_canary_is_refused_before_training() -> None:
 
     with pytest.raises(EqdpError, match="--audit 1"):
         parse_config(DPOptions, {"epsilon": 1.0, "audit": 1}, "benchmark dp")
+
+    with pytest.raises(EqdpError, match="more guesses than the 10"):
+        parse_config(DPOptions, {"epsilon": 1.0, "audit": 10, "audit_guesses": 12}, "dp")

@@ -61,7 +61,10 @@ def run_dp(config: RunConfig, on_progress: ProgressCallback | None = None):
     problems = ModuleValidator.validate(context.model, strict=False)
     if problems:
         raise EqdpError(f"model {config.model!r} is not DP-compatible: {problems[0]}")
-    strategy = DPSGD(options, lambda: build_model(config, context.data, dp=True))
+    input_canaries = None
+    if options.audit and options.audit_kind == "input":
+        input_canaries = audit_with_input_canaries(context, options.audit)
+    strategy = DPSGD(options, lambda: build_model(config, context.data, dp=True), input_canaries)
     result = fit(
         context.model,
         context.data,
@@ -74,9 +77,28 @@ def run_dp(config: RunConfig, on_progress: ProgressCallback | None = None):
     return build_record(context, result, extra=extra), result.best_state
 
 
+def audit_with_input_canaries(context, count: int):
+    """The audit's input canaries, the included ones appended to ``context``'s training
+    split (in place: the record's ``data.n_train`` counts what was trained on)."""
+    from dataclasses import replace
+
+    from eqdp.privacy.input_canaries import InputCanaries
+
+    data = context.data
+    canaries = InputCanaries(
+        count, tuple(data.train.images.shape[1:]), data.n_classes, data.task,
+        context.config.seed + 3,  # the gradient canaries use seed + 2
+    )  # fmt: skip
+    context.data = replace(data, train=canaries.extend(data.train))
+    return canaries
+
+
 def _label_defaults(record: dict) -> dict:
     privacy = record.get("privacy") or {}
     n_train = privacy.get("n_train") or record.get("data", {}).get("n_train")
+    audit = privacy.get("audit") or {}
+    if audit.get("kind") == "input":  # delta's rule counted every canary (DPOptions.resolved)
+        n_train = audit["n_train_real"] + audit["canaries"]
     return {"delta": default_delta(n_train)} if n_train else {}
 
 

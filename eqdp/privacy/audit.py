@@ -201,6 +201,7 @@ class GradientCanaries:
         )
         return {
             "method": METHOD,
+            "kind": "gradient",
             "canaries": self.count,
             "included": int(self.included.sum()),
             "canary_norm": self.norm,

@@ -21,6 +21,7 @@ import math
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 from opacus import PrivacyEngine
@@ -37,6 +38,9 @@ from eqdp.privacy import grad_sample as _grad_sample  # noqa: F401  (registers g
 from eqdp.privacy.accounting import calibrate_noise, quiet_numpy, rdp_epsilon, spent_epsilon
 from eqdp.privacy.grad_sample.equivariant_conv import skip_batch_filter_gradients
 from eqdp.privacy.options import DPOptions
+
+if TYPE_CHECKING:
+    from eqdp.privacy.input_canaries import InputCanaries
 
 # "No clipping" for the epsilon=inf reference: no real gradient norm comes near it,
 # and unlike inf it keeps Opacus' noise std (multiplier * bound) equal to 0, not NaN.
@@ -153,15 +157,23 @@ class DPSGD(TrainingStrategy):
 
     ``make_eval_model`` builds a fresh copy of the model (the DP variant) that
     evaluation runs on: Opacus' wrapped model cannot be put in eval mode safely.
+    ``input_canaries``: the audit's canary examples, already appended to the training
+    split the run is given; the schedule is planned for the coin-independent size.
     """
 
     name = "dp-sgd"
 
-    def __init__(self, options: DPOptions, make_eval_model: Callable[[], nn.Module]) -> None:
+    def __init__(
+        self,
+        options: DPOptions,
+        make_eval_model: Callable[[], nn.Module],
+        input_canaries: InputCanaries | None = None,
+    ) -> None:
         if options.delta is None or options.physical_batch_size is None:
             raise ValueError("DPSGD needs resolved options (DPOptions.resolved)")
         self.options = options
         self.make_eval_model = make_eval_model
+        self.input_canaries = input_canaries
         self._warnings: warnings.catch_warnings | None = None
 
     def effective_augment(self, train: TrainConfig) -> str:
@@ -181,7 +193,14 @@ class DPSGD(TrainingStrategy):
 
         options = self.options
         self.model, self.n_train, self.train, self.device = model, n_train, train, device
-        self.schedule = Schedule.for_run(n_train, train.batch_size, train.epochs)
+        self.planned_n_train = n_train
+        if self.input_canaries is not None:
+            from eqdp.privacy.input_canaries import planned_train_size
+
+            # q, steps and the noisy mean's normaliser must not depend on the coins.
+            self.n_real = n_train - self.input_canaries.included_count
+            self.planned_n_train = planned_train_size(self.n_real, self.input_canaries.count)
+        self.schedule = Schedule.for_run(self.planned_n_train, train.batch_size, train.epochs)
         if options.noise_multiplier is not None:
             noise, clip = options.noise_multiplier, options.max_grad_norm
         elif options.private:
@@ -216,9 +235,9 @@ class DPSGD(TrainingStrategy):
             views=options.aug_mult,
         )
         # Opacus floors N*q to an int for the mean; keep the exact expected batch size.
-        self.optimizer.expected_batch_size = n_train * self.schedule.sample_rate
+        self.optimizer.expected_batch_size = self.planned_n_train * self.schedule.sample_rate
         self.canaries = None
-        if options.audit:
+        if options.audit and options.audit_kind == "gradient":
             from eqdp.privacy.audit import GradientCanaries
 
             # Canaries are records with the examples' sensitivity (the clipping bound; the
@@ -286,7 +305,7 @@ class DPSGD(TrainingStrategy):
                     f"spent epsilon {epsilon:.4f} exceeds the target {options.target_epsilon}"
                 )
         finite_target = math.isfinite(options.target_epsilon)
-        audit = self.canaries.result(options.delta) if self.canaries is not None else None
+        audit = self._audit_result()
         return {
             "private": private,
             "epsilon": epsilon,
@@ -302,7 +321,7 @@ class DPSGD(TrainingStrategy):
             if private and self.noise > 0
             else None,
             "logical_batch_size": train.batch_size,
-            "expected_batch_size": schedule.sample_rate * self.n_train,
+            "expected_batch_size": schedule.sample_rate * self.planned_n_train,
             "physical_batch_size": options.physical_batch_size,
             "aug_mult": options.aug_mult,
             "sampling": "poisson",
@@ -311,6 +330,18 @@ class DPSGD(TrainingStrategy):
             "n_train": self.n_train,
             **({"audit": audit} if audit is not None else {}),
         }
+
+    def _audit_result(self) -> dict | None:
+        """The record's ``privacy.audit``, scored on the final weights for input canaries."""
+        options = self.options
+        if self.canaries is not None:
+            return self.canaries.result(options.delta, guesses=options.audit_guesses)
+        if self.input_canaries is not None:
+            self.input_canaries.score(self.evaluation_model())
+            return self.input_canaries.result(
+                self.n_real, options.delta, guesses=options.audit_guesses
+            )
+        return None
 
     def close(self) -> None:
         """Drop the last step's per-sample gradients and Opacus' hooks.
