@@ -196,3 +196,20 @@ def test_one_canary_is_refused_before_training() -> None:
 
     with pytest.raises(EqdpError, match="more guesses than the 10"):
         parse_config(DPOptions, {"epsilon": 1.0, "audit": 10, "audit_guesses": 12}, "dp")
+
+
+def test_the_strong_suite_can_show_more_than_four_with_both_kinds() -> None:
+    from eqdp.suites import load_suite
+    from eqdp.suites.plan import expand
+
+    root = Path(__file__).resolve().parents[1] / "benchmarks"
+    configs = list(expand(load_suite(root / "dp" / "audit-strong.toml")))
+    assert len(configs) == 2 * 3 * 2  # datasets x epsilon x kind
+    assert {(c.dataset, c.options["audit_kind"]) for c in configs} == {
+        (d, k) for d in ("breastmnist", "pneumoniamnist") for k in ("gradient", "input")
+    }
+    for config in configs:
+        m, k = config.options["audit"], config.options["audit_guesses"]
+        assert audit_cap(m, k, 1e-5) > 5  # delta = 1e-5 on both (N + m < 10^4)
+    campaign = (root / "campaign.toml").read_text()
+    assert '"benchmarks/dp/audit-strong.toml"' in campaign
