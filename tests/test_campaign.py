@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 
@@ -82,6 +83,8 @@ def test_campaign_runs_then_resumes_with_nothing_left(two_suites, synthetic_dir:
     assert "9 missing runs in 2 suites" in dry.output
     done = runner.invoke(app, [*args, "--time-budget", "600"])
     assert done.exit_code == 0, done.output
+    # The deadline is the campaign's alone: later suites of this process must not inherit it.
+    assert campaign.DEADLINE_ENV not in os.environ and campaign.COSTS_ENV not in os.environ
     assert len(list(results.rglob("*-cnn-s*.json"))) == 9
     again = runner.invoke(app, [*args, "--dry-run"])
     assert "0 missing runs" in again.output

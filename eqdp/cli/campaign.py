@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated
 
@@ -70,6 +72,22 @@ def campaign(
                               verify_md5, dry_run))  # fmt: skip
 
 
+@contextlib.contextmanager
+def _environment(values: dict[str, str]) -> Iterator[None]:
+    """Set variables for the workers started inside, and give back the old ones: a
+    deadline left behind would make every later suite in this process defer its runs."""
+    saved = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
 def _campaign(
     campaign_file: Path,
     device: str,
@@ -117,9 +135,6 @@ def _campaign(
         select_device("cuda")  # fails clearly without a GPU, before any worker starts
     workers = workers or default_workers(device_type)
     results = Path("results")
-    if time_budget is not None:
-        os.environ[DEADLINE_ENV] = str(time.time() + time_budget)
-        os.environ[COSTS_ENV] = str(write_costs(runs, results / ".campaign").resolve())
     from eqdp.cli.progress import SuiteMonitor
     from eqdp.results.identity import run_key
     from eqdp.suites.executors import execute
@@ -128,7 +143,11 @@ def _campaign(
     pending = [run.config for run in runs]
     console.print(f"{workers} workers on {device_type}, {threads} thread(s) each", highlight=False)
     keys = {run_key(config.as_dict()) for config in pending}
-    with SuiteMonitor(len(pending), keys) as monitor:
+    deadline = {}
+    if time_budget is not None:  # read by the workers, which inherit this environment
+        deadline[DEADLINE_ENV] = str(time.time() + time_budget)
+        deadline[COSTS_ENV] = str(write_costs(runs, results / ".campaign").resolve())
+    with _environment(deadline), SuiteMonitor(len(pending), keys) as monitor:
         execution = execute(pending, settings, results, monitor=monitor)
     left = len(pending) - len(execution.ran) - len(execution.failed)
     console.print(
