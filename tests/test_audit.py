@@ -213,3 +213,25 @@ def test_the_strong_suite_can_show_more_than_four_with_both_kinds() -> None:
         assert audit_cap(m, k, 1e-5) > 5  # delta = 1e-5 on both (N + m < 10^4)
     campaign = (root / "campaign.toml").read_text()
     assert '"benchmarks/dp/audit-strong.toml"' in campaign
+
+
+def test_audits_from_before_the_guesses_option_keep_their_guesses_and_their_own_row() -> None:
+    """The default guesses went from a tenth to a fifth of the canaries: a committed
+    1000-canary audit (100 guesses) must not share a row with a new 200-guess audit."""
+    import copy
+    import json
+    from pathlib import Path
+
+    from eqdp.results.identity import row_key
+    from eqdp.results.migrations import migrate_records
+
+    root = Path(__file__).resolve().parents[1] / "results" / "dp"
+    raw = next(
+        r for r in (json.loads(p.read_text()) for p in root.rglob("*.json"))
+        if r["config"]["options"].get("audit") and "audit_guesses" not in r["config"]["options"]
+    )  # fmt: skip
+    (old,) = migrate_records([raw])
+    assert old["config"]["options"]["audit_guesses"] == raw["privacy"]["audit"]["guesses"] == 100
+    new_config = copy.deepcopy(raw["config"])
+    new_config["options"]["audit_guesses"] = None  # a run today, at the default
+    assert row_key(old["config"]) != row_key(new_config)

@@ -37,7 +37,10 @@ the Eq-NASNet family and its twins gained ``width_multiplier`` and
 Added benchmark options (any schema), the same way: ``dp`` gained ``clipping``
 (issue 26); every DP record written before it clipped instantiated per-sample
 gradients with Opacus, so it gets ``clipping = "instantiate"`` (and its privacy
-block ``clipping_mode``), whatever the option's default is now.
+block ``clipping_mode``), whatever the option's default is now. An audited DP
+record written before ``audit_guesses`` existed gets the guesses it made
+(``privacy.audit.guesses``), since the default went from a tenth to a fifth of
+the canaries: the old and the new audits are different rows.
 """
 
 from __future__ import annotations
@@ -129,7 +132,14 @@ def _missing_benchmark_options(record: dict) -> dict[str, Any]:
     if not isinstance(options, dict):
         return {}
     added = ADDED_BENCHMARK_OPTIONS.get(str(record.get("benchmark")), {})
-    return {name: value for name, value in added.items() if name not in options}
+    missing = {name: value for name, value in added.items() if name not in options}
+    if record.get("benchmark") == "dp" and options.get("audit") and "audit_guesses" not in options:
+        # The default number of guesses changed (a tenth of the canaries, now a fifth): an
+        # audited record before the option gets the guesses it made, which it stored.
+        guesses = ((record.get("privacy") or {}).get("audit") or {}).get("guesses")
+        if isinstance(guesses, int):
+            missing["audit_guesses"] = guesses
+    return missing
 
 
 def _renamed(record: Any) -> Any:
