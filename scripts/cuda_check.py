@@ -28,6 +28,8 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from eqdp.models import without_dropout
+
 INVARIANCE_TOLERANCE = 1e-5
 GRADIENT_TOLERANCE = 1e-5
 CAPTURE_TOLERANCE = 1e-4
@@ -59,15 +61,6 @@ def models() -> list[str]:
     import eqdp
 
     return [name for name in eqdp.list_models() if name not in SKIP]
-
-
-def no_dropout(model: torch.nn.Module) -> torch.nn.Module:
-    for module in model.modules():
-        if isinstance(module, torch.nn.Dropout):
-            module.p = 0.0
-        if hasattr(module, "drop_connect_rate"):
-            module.drop_connect_rate = 0.0
-    return model
 
 
 def group_actions(group: str) -> list:
@@ -108,7 +101,8 @@ def check_invariance(report: Report, device: torch.device) -> None:
         if not actions:
             continue
         torch.manual_seed(0)
-        model = no_dropout(eqdp.create_model(name, 1, 3, **options(name, device))).to(device).eval()
+        model = without_dropout(eqdp.create_model(name, 1, 3, **options(name, device)))
+        model = model.to(device).eval()
         images = torch.randn(4, 1, 28, 28, device=device)
         reference = torch.softmax(model(images), 1)
         worst = max(
@@ -128,7 +122,7 @@ def check_per_sample_gradients(report: Report, device: torch.device) -> None:
         if model_spec(name).dp_refusal is not None:
             continue
         torch.manual_seed(0)
-        model = no_dropout(eqdp.create_model(name, 1, 2, dp=True, **options(name, device)))
+        model = without_dropout(eqdp.create_model(name, 1, 2, dp=True, **options(name, device)))
         model = model.to(device)
         reference = copy.deepcopy(model)
         skip_batch_filter_gradients(model)
@@ -164,12 +158,12 @@ def check_capture(report: Report, device: torch.device) -> None:
         return Split(images, torch.randint(0, 2, (n, 1), generator=generator))
 
     data = MedMNISTData("breastmnist", 28, "binary-class", 1, 2, split(546), split(78), split(156))
-    for name, options in (("eq-nasnet-b0", {"dropout": 0.0}), ("nasnet-b0", {"dropout": 0.0}),
+    for name, kwargs in (("eq-nasnet-b0", {"dropout": 0.0}), ("nasnet-b0", {"dropout": 0.0}),
                           ("cnn", SMALL["cnn"]), ("resnet18", SMALL["resnet18"])):  # fmt: skip
         losses, engines, seconds = {}, {}, {}
         for engine in ("eager", "graph"):
             torch.manual_seed(1)
-            model = no_dropout(eqdp.create_model(name, 1, 2, **options))
+            model = without_dropout(eqdp.create_model(name, 1, 2, **kwargs))
             train = TrainConfig(epochs=3, batch_size=128, precision="fp32", engine=engine)
             started = time.perf_counter()
             result = fit(model, data, train, 1, device, evaluate_test=False)

@@ -63,14 +63,7 @@ DP_MODELS = {
 }
 
 
-def deterministic(model: torch.nn.Module) -> torch.nn.Module:
-    """Switch off dropout and drop-connect so a batched and a looped pass agree."""
-    for module in model.modules():
-        if isinstance(module, torch.nn.Dropout):
-            module.p = 0.0
-        if hasattr(module, "drop_connect_rate"):
-            module.drop_connect_rate = 0.0
-    return model
+deterministic = eqdp.models.without_dropout  # batched and looped passes must agree
 
 
 @pytest.mark.parametrize("name", sorted(DP_MODELS))

@@ -14,6 +14,7 @@ from eqdp.models.registry import (
     model_spec,
     register_model,
     resolve_model_kwargs,
+    without_dropout,
 )
 
 __all__ = [
@@ -29,4 +30,5 @@ __all__ = [
     "model_spec",
     "register_model",
     "resolve_model_kwargs",
+    "without_dropout",
 ]

@@ -168,3 +168,14 @@ def check_input_size(model: nn.Module, inputs: tuple[Any, ...]) -> None:
             f"model {name!r} was built for {size}x{size} images but got {height}x{width}: "
             f"build it for that size, create_model({name!r}, ..., image_size={height})"
         )
+
+
+def without_dropout(model: nn.Module) -> nn.Module:
+    """Switch off dropout and drop-connect in place, so that batched and per-example
+    passes, or eager and captured steps, compute the same function (exactness checks)."""
+    for module in model.modules():
+        if isinstance(module, nn.Dropout):
+            module.p = 0.0
+        if hasattr(module, "drop_connect_rate"):
+            module.drop_connect_rate = 0.0
+    return model

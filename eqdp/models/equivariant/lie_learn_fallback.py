@@ -17,8 +17,12 @@ import warnings
 MODULE = "lie_learn.representations.SO3.wigner_d"
 
 
+class SO3Unavailable(RuntimeError):
+    """SO(3) was asked of the lie_learn stand-in: only the real lie_learn has it."""
+
+
 def _so3_unavailable(*args: object, **kwargs: object) -> None:
-    raise NotImplementedError(
+    raise SO3Unavailable(
         "lie_learn could not be imported (see the warning eqdp gave): SO(3) Wigner matrices "
         "are unavailable; eqdp's planar groups do not need them"
     )
